@@ -64,8 +64,7 @@ export function ok(message: string, jobId = ''): Result {
 }
 
 export const badManifest = (reason: string): InbmError => new InbmError(Status.BAD_MANIFEST, reason);
-export const installFailed = (reason: string, retryable = false): InbmError =>
-  new InbmError(Status.INSTALL_FAILED, reason, retryable);
+export const installFailed = (reason: string, retryable = false): InbmError => new InbmError(Status.INSTALL_FAILED, reason, retryable);
 
 /** Any thrown value as a result; unknown errors are 400 without leaking internals. */
 export function resultOf(err: unknown, jobId = ''): Result {

@@ -4,7 +4,7 @@
  * It turns a preserveOrder XML tree into plain objects in the same pass.
  */
 import { badManifest } from '../core/result.js';
-import { ATTRS, TEXT, type XmlNode, tagOf } from './xml.js';
+import { ATTRS, TEXT, tagOf, type XmlNode } from './xml.js';
 
 export type SimpleType =
   | { kind: 'string'; max?: number }
@@ -169,7 +169,8 @@ const DECIMAL = /^[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)$/;
 const DATE = /^(-?[0-9]{4,})-([0-9]{2})-([0-9]{2})(Z|[+-](?:(?:0[0-9]|1[0-3]):[0-5][0-9]|14:00))?$/;
 const DATETIME =
   /^(-?[0-9]{4,})-([0-9]{2})-([0-9]{2})T(?:([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:\.[0-9]+)?|24:00:00(?:\.0+)?)(Z|[+-](?:(?:0[0-9]|1[0-3]):[0-5][0-9]|14:00))?$/;
-const DURATION = /^-?P(?=[0-9]|T[0-9])(?:[0-9]+Y)?(?:[0-9]+M)?(?:[0-9]+D)?(?:T(?=[0-9])(?:[0-9]+H)?(?:[0-9]+M)?(?:[0-9]+(?:\.[0-9]+)?S)?)?$/;
+const DURATION =
+  /^-?P(?=[0-9]|T[0-9])(?:[0-9]+Y)?(?:[0-9]+M)?(?:[0-9]+D)?(?:T(?=[0-9])(?:[0-9]+H)?(?:[0-9]+M)?(?:[0-9]+(?:\.[0-9]+)?S)?)?$/;
 
 function validDay(year: string, month: string, day: string): boolean {
   const m = Number(month);

@@ -136,10 +136,7 @@ const manifest: ElementDef = seq(
       opt('bundle', all(req('name', leaf(str())), req('version', Version), req('signature', leaf(str())))),
     ),
   ),
-  opt(
-    'osSource',
-    choice(req('add', osRepos), req('update', osRepos), req('remove', osRepos), req('list', leaf(str()))),
-  ),
+  opt('osSource', choice(req('add', osRepos), req('update', osRepos), req('remove', osRepos), req('list', leaf(str())))),
   opt(
     'applicationSource',
     choice(
@@ -164,7 +161,11 @@ const scheduleRequest: ElementDef = seq(
         choiceMin: 0,
         choiceMax: 30,
         children: [
-          opt('single_schedule', seq(req('job_id', jobId), opt('start_time', leaf({ kind: 'dateTime' })), opt('end_time', leaf({ kind: 'dateTime' }))), 30),
+          opt(
+            'single_schedule',
+            seq(req('job_id', jobId), opt('start_time', leaf({ kind: 'dateTime' })), opt('end_time', leaf({ kind: 'dateTime' }))),
+            30,
+          ),
           opt(
             'repeated_schedule',
             seq(

@@ -41,7 +41,8 @@ export function checkManifest(m: Manifest): void {
   }
   const gpg = m.applicationSource?.add?.gpg;
   if (gpg) checkFetch(gpg.uri, 'applicationSource/add/gpg/uri');
-  const filename = m.applicationSource?.add?.repo.filename ?? m.applicationSource?.update?.repo.filename ?? m.applicationSource?.remove?.repo.filename;
+  const filename =
+    m.applicationSource?.add?.repo.filename ?? m.applicationSource?.update?.repo.filename ?? m.applicationSource?.remove?.repo.filename;
   if (filename !== undefined && (filename === '' || /[/\\]|^\.\.?$/.test(filename))) {
     throw badManifest('<applicationSource/…/repo/filename>: must be a plain file name without path separators');
   }
@@ -74,7 +75,9 @@ function checkEnvelope(m: Manifest): void {
       allowed = ['osSource', 'applicationSource'];
       break;
   }
-  for (const k of present) if (!allowed.includes(k)) throw badManifest(`<manifest>: <${k}> does not belong in a manifest of <type> ${m.type}${m.cmd ? `/${m.cmd}` : ''}`);
+  for (const k of present)
+    if (!allowed.includes(k))
+      throw badManifest(`<manifest>: <${k}> does not belong in a manifest of <type> ${m.type}${m.cmd ? `/${m.cmd}` : ''}`);
   if (m.cmd && m.type !== 'cmd') throw badManifest(`<manifest>: <cmd> does not belong in a manifest of <type> ${m.type}`);
   if (m.restart && !(m.type === 'cmd' && m.cmd === 'restart')) throw badManifest('<manifest>: <restart> only goes with <cmd>restart</cmd>');
 }

@@ -23,7 +23,9 @@ export const ContainerImage = documentOf(
       ensure: z.enum(['present', 'absent']).default('present'),
       source: z
         .object({
-          method: z.enum(['import', 'load', 'pull']).describe('docker import of a rootfs tarball, docker load of an image tarball, or registry pull'),
+          method: z
+            .enum(['import', 'load', 'pull'])
+            .describe('docker import of a rootfs tarball, docker load of an image tarball, or registry pull'),
           artifact: Artifact.optional().describe('For import and load'),
           registry: RegistryLogin.optional(),
         })
@@ -60,4 +62,3 @@ export const ComposeStack = documentOf(
     .strict(),
   'A docker-compose stack (AOTA compose up/down/pull/remove)',
 );
-

@@ -8,13 +8,15 @@ export const Configuration = documentOf(
   z
     .object({
       set: z.record(Key, z.string().max(1500)).optional().describe('Leaf key → value'),
-      append: z.record(Key, z.array(z.string().max(700)).min(1)).optional().describe('List key → values that must be present'),
-      remove: z.record(Key, z.array(z.string().max(700)).min(1)).optional().describe('List key → values that must be absent'),
-      load: z
-        .object({ requestId: RequestId, source: Artifact })
-        .strict()
+      append: z
+        .record(Key, z.array(z.string().max(700)).min(1))
         .optional()
-        .describe('Replace the whole file once per requestId'),
+        .describe('List key → values that must be present'),
+      remove: z
+        .record(Key, z.array(z.string().max(700)).min(1))
+        .optional()
+        .describe('List key → values that must be absent'),
+      load: z.object({ requestId: RequestId, source: Artifact }).strict().optional().describe('Replace the whole file once per requestId'),
     })
     .strict(),
   'Keys of /etc/intel_manageability.conf (config set_element/append/remove/load)',

@@ -77,7 +77,11 @@ function stack(ctx: Context, a: Aota, project: string, artifact: ArtifactIn | un
 
 function application(ctx: Context, a: Aota): Translation {
   if (!a.fetch) throw installFailed('AOTA application update: <fetch> is required');
-  const file = a.fetch.replace(/[?#].*$/, '').split('/').pop() || 'package';
+  const file =
+    a.fetch
+      .replace(/[?#].*$/, '')
+      .split('/')
+      .pop() || 'package';
   const name = toName('app', file.replace(/\.(deb|rpm)$/, ''));
   const source: ArtifactIn & { credentials?: { secretRef: string } } = {
     url: a.fetch,
@@ -112,9 +116,11 @@ function configParams(a: Aota): { device?: string; port?: string; execcmd?: stri
   } catch {
     throw installFailed('AOTA: <configParams> is not valid JSON');
   }
-  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw installFailed('AOTA: <configParams> must be a JSON object');
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed))
+    throw installFailed('AOTA: <configParams> must be a JSON object');
   for (const [k, v] of Object.entries(parsed)) {
-    if (!['device', 'port', 'execcmd'].includes(k)) throw installFailed(`AOTA: <configParams> key "${k}" is not one of device, port, execcmd`);
+    if (!['device', 'port', 'execcmd'].includes(k))
+      throw installFailed(`AOTA: <configParams> key "${k}" is not one of device, port, execcmd`);
     if (typeof v !== 'string') throw installFailed(`AOTA: <configParams> "${k}" must be a string`);
   }
   return parsed as { device?: string; port?: string; execcmd?: string };

@@ -25,7 +25,8 @@ export function translateConfig(ctx: Context, c: Config): Translation {
   }
   const lists: Record<string, string[]> = {};
   for (const [key, value] of pairs) {
-    if (!LIST_KEYS.has(key)) throw installFailed(`Configuration ${c.cmd} command: "${key}" is not a list key (sotaSW, trustedRepositories)`);
+    if (!LIST_KEYS.has(key))
+      throw installFailed(`Configuration ${c.cmd} command: "${key}" is not a list key (sotaSW, trustedRepositories)`);
     (lists[key] ??= []).push(value);
   }
   // append and remove of the same values share a name, so a later remove replaces the earlier append.

@@ -18,7 +18,10 @@ export type Translation =
   | { type: 'schedule'; requestId: string; jobs: ScheduledJob[] };
 
 export interface ScheduledJob {
-  schedules: { single: Array<{ jobId: string; start?: string; end?: string }>; repeated: Array<{ jobId: string; duration: string; cron: string }> };
+  schedules: {
+    single: Array<{ jobId: string; start?: string; end?: string }>;
+    repeated: Array<{ jobId: string; duration: string; cron: string }>;
+  };
   requests: Translation[];
 }
 

@@ -37,7 +37,9 @@ export function translateManifest(m: Manifest, options: TranslateOptions): Trans
         case 'custom':
           return { type: 'custom', data: m.custom!.data };
         default:
-          return ctx.documents(ctx.document('PowerAction', 'power', { requestId: ctx.requestId, action: m.cmd as 'restart' | 'shutdown' | 'decommission' }));
+          return ctx.documents(
+            ctx.document('PowerAction', 'power', { requestId: ctx.requestId, action: m.cmd as 'restart' | 'shutdown' | 'decommission' }),
+          );
       }
   }
   throw badManifest(`<manifest/type>: ${String(m.type)} is not handled`);

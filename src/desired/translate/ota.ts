@@ -1,13 +1,14 @@
 import { installFailed } from '../../core/result.js';
 import type { Fota, Header, Ota, Sota } from '../../manifest/types.js';
+import { translateAota } from './aota.js';
 import type { Context } from './context.js';
 import { hashAlgorithm, isYes, opt, rebootOnlyIfYes, rebootUnlessNo, type Translation } from './context.js';
-import { translateAota } from './aota.js';
 
 export function translateOta(ctx: Context, ota: Ota): Translation {
   const { header, type } = ota;
   if (type.aota) return translateAota(ctx, type.aota);
-  if (type.fota) return ctx.documents(ctx.document('Firmware', 'firmware', { requestId: ctx.requestId, ...firmware(ctx, header, type.fota) }));
+  if (type.fota)
+    return ctx.documents(ctx.document('Firmware', 'firmware', { requestId: ctx.requestId, ...firmware(ctx, header, type.fota) }));
   if (type.sota) return ctx.documents(ctx.document('OSUpdate', 'os-update', { requestId: ctx.requestId, ...os(ctx, header, type.sota) }));
   const pota = type.pota!;
   return ctx.documents(
@@ -54,9 +55,7 @@ function firmware(ctx: Context, header: Header, f: Fota) {
 function os(ctx: Context, header: Header, s: Sota) {
   const credentials = ctx.credentials('os-update-download', s.username, s.password);
   const where = header.repo === 'local' && s.path ? { path: s.path } : s.fetch ? { url: s.fetch } : undefined;
-  const source = where
-    ? { ...where, ...(s.signature ? { signature: s.signature } : {}), ...opt('credentials', credentials) }
-    : undefined;
+  const source = where ? { ...where, ...(s.signature ? { signature: s.signature } : {}), ...opt('credentials', credentials) } : undefined;
   return {
     mode: s.mode ?? 'full',
     packages: s.package_list ? s.package_list.split(',') : [],

@@ -4,11 +4,16 @@ import type { Context, Translation } from './context.js';
 
 export function translateOsSource(ctx: Context, s: OsSource): Translation {
   if (s.list !== undefined) return { type: 'query', query: { target: 'sources', source: 'os' } };
-  if (s.update) return ctx.documents(ctx.document('PackageSource', 'os-sources', { target: 'os', ensure: 'exact', lines: s.update.repos.source_pkg }));
+  if (s.update)
+    return ctx.documents(ctx.document('PackageSource', 'os-sources', { target: 'os', ensure: 'exact', lines: s.update.repos.source_pkg }));
   const lines = (s.add ?? s.remove)!.repos.source_pkg;
   // add and remove of the same lines share a name, so a later remove replaces the earlier add.
   return ctx.documents(
-    ctx.document('PackageSource', `os-sources-${shortHash(lines.join('\n'))}`, { target: 'os', ensure: s.add ? 'present' : 'absent', lines }),
+    ctx.document('PackageSource', `os-sources-${shortHash(lines.join('\n'))}`, {
+      target: 'os',
+      ensure: s.add ? 'present' : 'absent',
+      lines,
+    }),
   );
 }
 

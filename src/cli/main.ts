@@ -1,0 +1,58 @@
+#!/usr/bin/env node
+import { Command } from 'commander';
+import { InbmError, resultOf } from '../core/result.js';
+import { convertInput } from './convert.js';
+import { readInput } from './input.js';
+import { validateInput } from './validate.js';
+
+const VERSION = '0.1.0';
+
+export async function main(argv: string[]): Promise<number> {
+  let code = 0;
+  const program = new Command('inbm')
+    .description('In-band manageability agent: firmware, OS, containers, configuration and power of an edge device')
+    .version(VERSION)
+    .option('--debug', 'print stack traces of errors')
+    .showHelpAfterError()
+    .exitOverride();
+
+  program
+    .command('validate')
+    .description('check INBM XML manifests or desired-state YAML/JSON files; prints one line of result JSON per file')
+    .argument('<files...>', 'files to check, or - for stdin')
+    .action(async (files: string[]) => {
+      for (const file of files) {
+        const result = await readInput(file).then(validateInput, resultOf);
+        process.stdout.write(`${JSON.stringify(result)}\n`);
+        if (result.status !== 200) code = 1;
+      }
+    });
+
+  program
+    .command('convert')
+    .description('print the desired-state documents (YAML) a manifest becomes, or the query it asks')
+    .argument('<file>', 'manifest or document file, or - for stdin')
+    .option('--source <name>', 'source of intent recorded in the annotations', 'cli')
+    .option('--request-id <id>', 'identity of one-shot operations (default: digest of the manifest)')
+    .option('--secrets-dir <dir>', 'keep credentials found in the manifest here (mode 0600)')
+    .action(async (file: string, opts: { source: string; requestId?: string; secretsDir?: string }) => {
+      const yaml = await convertInput(await readInput(file), opts, (line) => process.stderr.write(`inbm: ${line}\n`));
+      process.stdout.write(yaml);
+    });
+
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+    return code;
+  } catch (err) {
+    const e = err as { code?: string; exitCode?: number };
+    if (typeof e.code === 'string' && e.code.startsWith('commander.')) return e.exitCode ?? 1;
+    if (program.opts().debug || argv.includes('--debug')) process.stderr.write(`${(err as Error).stack}\n`);
+    if (err instanceof InbmError) process.stderr.write(`${JSON.stringify(resultOf(err))}\n`);
+    else process.stderr.write(`inbm: ${(err as Error).message ?? String(err)}\n`);
+    return 1;
+  }
+}
+
+main(process.argv.slice(2)).then((code) => {
+  process.exitCode = code;
+});
