@@ -4,7 +4,8 @@ import { InbmError } from '../../src/core/result.js';
 import { MAX_DEPTH, MAX_MANIFEST_BYTES } from '../../src/manifest/limits.js';
 import { parseManifest } from '../../src/manifest/parse.js';
 
-const ota = (header: string, body: string) => `<manifest><type>ota</type><ota><header>${header}</header><type>${body}</type></ota></manifest>`;
+const ota = (header: string, body: string) =>
+  `<manifest><type>ota</type><ota><header>${header}</header><type>${body}</type></ota></manifest>`;
 const aota = (inner: string, attrs = " name='x'") => ota('<type>aota</type><repo>remote</repo>', `<aota${attrs}>${inner}</aota>`);
 const sota = (inner: string) => ota('<type>sota</type><repo>remote</repo>', `<sota>${inner}</sota>`);
 const FOTA_REQ =
@@ -28,7 +29,7 @@ const accepted = (xml: string) => assert.doesNotThrow(() => parseManifest(xml));
 describe('grammar equivalent to the reference XSD', () => {
   it('a sequence keeps its order; xs:all takes any order', () => {
     refused('<manifest><cmd>restart</cmd><type>cmd</type></manifest>', /missing required element <type> before <cmd>|out of order/);
-    accepted(ota('<repo>remote</repo><type>aota</type>', "<aota><app>docker</app><cmd>stats</cmd></aota>"));
+    accepted(ota('<repo>remote</repo><type>aota</type>', '<aota><app>docker</app><cmd>stats</cmd></aota>'));
   });
   it('each element at most once', () => {
     refused(aota('<cmd>stats</cmd><cmd>stats</cmd><app>docker</app>'), /<cmd> may appear at most once/);
@@ -49,7 +50,10 @@ describe('grammar equivalent to the reference XSD', () => {
   it('length types count characters', () => {
     accepted(aota(`<cmd>pull</cmd><app>docker</app><containerTag>${'é'.repeat(200)}</containerTag>`));
     refused(aota(`<cmd>pull</cmd><app>docker</app><containerTag>${'a'.repeat(201)}</containerTag>`), /containerTag>: longer than 200/);
-    refused(ota('<id>' + 'x'.repeat(51) + '</id><type>aota</type><repo>remote</repo>', '<aota><cmd>stats</cmd><app>docker</app></aota>'), /header\/id>: longer than 50/);
+    refused(
+      ota('<id>' + 'x'.repeat(51) + '</id><type>aota</type><repo>remote</repo>', '<aota><cmd>stats</cmd><app>docker</app></aota>'),
+      /header\/id>: longer than 50/,
+    );
   });
   it('decimal versions ≥ 0, as xs:decimal', () => {
     for (const v of ['1.0', '0', ' 2.5 ', '.5', '+3']) accepted(aota(`<cmd>load</cmd><app>docker</app><version>${v}</version>`));
@@ -89,7 +93,10 @@ describe('grammar equivalent to the reference XSD', () => {
 
 describe('semantic checks after the schema', () => {
   it('header type agrees with the body', () => {
-    refused(ota('<type>fota</type><repo>remote</repo>', '<aota><cmd>stats</cmd><app>docker</app></aota>'), /header\/type> is fota but <ota\/type> holds <aota>/);
+    refused(
+      ota('<type>fota</type><repo>remote</repo>', '<aota><cmd>stats</cmd><app>docker</app></aota>'),
+      /header\/type> is fota but <ota\/type> holds <aota>/,
+    );
   });
   it('the envelope holds what its type needs and nothing else', () => {
     refused('<manifest><type>ota</type></manifest>', /<type> is ota but <ota> is missing/);
@@ -98,7 +105,8 @@ describe('semantic checks after the schema', () => {
     refused('<manifest><type>source</type></manifest>', /neither <osSource> nor <applicationSource>/);
   });
   it('config cmd agrees with the configtype child', () => {
-    const config = (c: string, child: string) => `<manifest><type>config</type><config><cmd>${c}</cmd><configtype><${child}><path>sotaSW:x</path></${child}></configtype></config></manifest>`;
+    const config = (c: string, child: string) =>
+      `<manifest><type>config</type><config><cmd>${c}</cmd><configtype><${child}><path>sotaSW:x</path></${child}></configtype></config></manifest>`;
     accepted(config('append', 'append'));
     refused(config('append', 'remove'), /<config\/cmd> is append but <config\/configtype> holds <remove>/);
     refused(config('set_element', 'get'), /expected <set>/);
@@ -113,7 +121,10 @@ describe('semantic checks after the schema', () => {
   it('username and password together, and only over https', () => {
     accepted(aota('<cmd>update</cmd><app>application</app><fetch>https://h/x</fetch><username>u</username><password>p</password>'));
     refused(aota('<cmd>update</cmd><app>application</app><fetch>https://h/x</fetch><username>u</username>'), /together/);
-    refused(aota('<cmd>update</cmd><app>application</app><fetch>http://h/x</fetch><username>u</username><password>p</password>'), /only sent over https/);
+    refused(
+      aota('<cmd>update</cmd><app>application</app><fetch>http://h/x</fetch><username>u</username><password>p</password>'),
+      /only sent over https/,
+    );
     refused(sota('<cmd>update</cmd><fetch>ftp://h/x</fetch><username>u</username><password>p</password>'), /only sent over https/);
   });
   it('sota upgrade and app btrfs are refused', () => {

@@ -15,7 +15,46 @@ const seeds = loadFixtures().map((f) => f.text);
 const RUNS = Number(process.env.INBM_PROPERTY_RUNS ?? 20_000);
 const SLOW_MS = 1000;
 
-const TOKENS = ['<', '>', '</', '/>', '<![CDATA[', ']]>', '<!--', '-->', '<!DOCTYPE x>', '&amp;', '&', '&#x41;', '"', "'", '=', ' ', '\n', 'ota', 'aota', 'fota', 'sota', 'pota', 'manifest', 'type', 'cmd', 'header', 'repo', 'remote', 'local', 'config', 'path', 'fetch', 'https://', '1.0', '2024-01-01', '\u0000', '\uD800', 'é'];
+const TOKENS = [
+  '<',
+  '>',
+  '</',
+  '/>',
+  '<![CDATA[',
+  ']]>',
+  '<!--',
+  '-->',
+  '<!DOCTYPE x>',
+  '&amp;',
+  '&',
+  '&#x41;',
+  '"',
+  "'",
+  '=',
+  ' ',
+  '\n',
+  'ota',
+  'aota',
+  'fota',
+  'sota',
+  'pota',
+  'manifest',
+  'type',
+  'cmd',
+  'header',
+  'repo',
+  'remote',
+  'local',
+  'config',
+  'path',
+  'fetch',
+  'https://',
+  '1.0',
+  '2024-01-01',
+  '\u0000',
+  '\uD800',
+  'é',
+];
 
 /** A mutation: replace a slice of a fixture by tokens, delete a slice, duplicate one, or swap case. */
 const mutated = fc
@@ -45,7 +84,10 @@ const mutated = fc
     return s;
   });
 
-const noise = fc.oneof(fc.string({ maxLength: 300 }), fc.array(fc.constantFrom(...TOKENS), { maxLength: 60 }).map((a) => a.join('')));
+const noise = fc.oneof(
+  fc.string({ maxLength: 300 }),
+  fc.array(fc.constantFrom(...TOKENS), { maxLength: 60 }).map((a) => a.join('')),
+);
 
 function check(xml: string): void {
   const started = performance.now();

@@ -56,12 +56,14 @@ function os(ctx: Context, header: Header, s: Sota) {
   const credentials = ctx.credentials('os-update-download', s.username, s.password);
   const where = header.repo === 'local' && s.path ? { path: s.path } : s.fetch ? { url: s.fetch } : undefined;
   const source = where ? { ...where, ...(s.signature ? { signature: s.signature } : {}), ...opt('credentials', credentials) } : undefined;
+  const mode = s.mode ?? 'full';
   return {
-    mode: s.mode ?? 'full',
+    mode,
     packages: s.package_list ? s.package_list.split(',') : [],
     ...opt('source', source),
     ...opt('releaseDate', s.release_date?.slice(0, 10)),
-    reboot: rebootUnlessNo(s.deviceReboot),
+    // The reference never reboots after download-only (or a cancel), whatever deviceReboot says.
+    reboot: mode === 'full' || mode === 'no-download' ? rebootUnlessNo(s.deviceReboot) : false,
     logToFile: isYes(s['cmd@logtofile']),
   };
 }
