@@ -13,6 +13,8 @@ export async function main(argv: string[]): Promise<number> {
     .description('In-band manageability agent: firmware, OS, containers, configuration and power of an edge device')
     .version(VERSION)
     .option('--debug', 'print stack traces of errors')
+    .option('--root <dir>', 'place every device path under DIR (also INBM_ROOT)')
+    .option('--log-level <level>', 'trace, debug, info, warn, error')
     .showHelpAfterError()
     .exitOverride();
 
@@ -40,6 +42,36 @@ export async function main(argv: string[]): Promise<number> {
       process.stdout.write(yaml);
     });
 
+  const root = () => (program.opts().root as string | undefined) ?? process.env.INBM_ROOT;
+
+  program
+    .command('agent')
+    .description('run the agent: watch the desired-state directory and reconcile until SIGTERM')
+    .action(async () => {
+      const { runAgent } = await import('./agent.js');
+      code = await runAgent(root(), program.opts().logLevel);
+    });
+
+  program
+    .command('status')
+    .description('show what the agent reports, from its state files (no running agent needed)')
+    .argument('[resource]', 'KIND/NAME')
+    .option('--json', 'print JSON')
+    .action(async (which: string | undefined, opts: { json?: boolean }) => {
+      const { showStatus } = await import('./status.js');
+      code = await showStatus(root(), which, opts.json ?? false);
+    });
+
+  program
+    .command('apply')
+    .description('drop a manifest or document into the desired-state directory (atomic rename)')
+    .argument('<file>', 'manifest or document')
+    .option('--wait', 'wait for the result, print its JSON, exit 0 only on 200')
+    .action(async (file: string, opts: { wait?: boolean }) => {
+      const { apply } = await import('./apply.js');
+      code = await apply(root(), file, opts.wait ?? false);
+    });
+
   try {
     await program.parseAsync(argv, { from: 'user' });
     return code;
@@ -55,4 +87,6 @@ export async function main(argv: string[]): Promise<number> {
 
 main(process.argv.slice(2)).then((code) => {
   process.exitCode = code;
+  // The agent's handles (watchers, timers) are closed by then; a CLI verb must not linger.
+  if (!process.argv.includes('agent')) setImmediate(() => process.exit(code));
 });

@@ -1,0 +1,93 @@
+/**
+ * The composition root: reads settings, builds drivers and reconcilers, wires the store to the
+ * controller. Nothing else creates drivers or holds process-wide state.
+ */
+import { randomUUID } from 'node:crypto';
+import { mkdir, readFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { Controller } from './controller/controller.js';
+import { Journal } from './controller/journal.js';
+import type { Reconciler } from './controller/types.js';
+import { writeFileAtomic } from './core/atomic.js';
+import { createLogger, type Logger } from './core/log.js';
+import { InbmError, Status } from './core/result.js';
+import { DesiredStore } from './desired/store.js';
+import { configurationReconciler, ensureConfFile } from './reconcilers/configuration/index.js';
+import { powerReconciler } from './reconcilers/power/index.js';
+import { loadSettings, type Resolved, under } from './settings.js';
+import { StatusWriter } from './status/files.js';
+
+export interface Agent {
+  settings: Resolved;
+  controller: Controller;
+  store: DesiredStore;
+  log: Logger;
+  stop(): Promise<void>;
+}
+
+export async function startAgent(options: { root?: string; logLevel?: string }): Promise<Agent> {
+  const settings = await loadSettings(options.root);
+  const log = createLogger(options.logLevel ?? settings.logLevel);
+  const { paths } = settings;
+  for (const dir of [paths.stateDir, paths.desiredDir, paths.cacheDir, join(paths.stateDir, 'journal')])
+    await mkdir(dir, { recursive: true });
+  await ensureConfFile(paths.confFile);
+  const bootId = await readBootId(paths.bootIdFile, settings.root !== undefined);
+
+  const crashAt = settings.crashAt ?? process.env.INBM_CRASH_AT;
+  const journal = new Journal(join(paths.stateDir, 'journal'), bootId, (step) => {
+    if (crashAt && step === crashAt) process.kill(process.pid, 'SIGKILL');
+  });
+  const status = new StatusWriter(paths.stateDir);
+  const reconcilers = new Map<string, Reconciler>([
+    ['Configuration', configurationReconciler({ confFile: paths.confFile, cacheDir: paths.cacheDir }) as Reconciler],
+    [
+      'PowerAction',
+      powerReconciler({
+        ...(settings.commands.reboot ? { reboot: settings.commands.reboot } : {}),
+        ...(settings.commands.shutdown ? { shutdown: settings.commands.shutdown } : {}),
+        secretsVolume: under(settings.root, '/var/intel-manageability/secret.img'),
+        graceMs: settings.rebootGraceSeconds * 1000,
+      }) as Reconciler,
+    ],
+  ]);
+
+  let controller: Controller | undefined;
+  const store = new DesiredStore(
+    paths.desiredDir,
+    paths.stateDir,
+    status,
+    log.child({ component: 'store' }),
+    (key) => controller?.enqueue(key),
+    () => (controller?.current ? new InbmError(Status.IN_PROGRESS, `${controller.current} is being applied`).toResult() : undefined),
+  );
+  controller = new Controller(reconcilers, store, status, journal, log.child({ component: 'controller' }), settings.resyncSeconds * 1000);
+  await store.start();
+  controller.start();
+  log.info({ root: settings.root ?? '/', desiredDir: paths.desiredDir, bootId }, 'agent ready');
+  return {
+    settings,
+    controller,
+    store,
+    log,
+    async stop() {
+      await store.stop();
+      await controller.stop();
+      log.info('agent stopped');
+      log.flush();
+    },
+  };
+}
+
+/** Under --root a missing boot id is made once, so agent restarts look like the same boot. */
+async function readBootId(path: string, underRoot: boolean): Promise<string> {
+  try {
+    return (await readFile(path, 'utf8')).trim();
+  } catch (err) {
+    if (!underRoot || (err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    const id = randomUUID();
+    await mkdir(dirname(path), { recursive: true });
+    await writeFileAtomic(path, `${id}\n`);
+    return id;
+  }
+}

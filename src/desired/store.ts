@@ -1,0 +1,132 @@
+/**
+ * The desired-state directory: YAML/JSON documents and INBM XML manifests dropped by atomic
+ * rename. A file that fails to parse never replaces the last good state of what it named.
+ */
+import { readFile } from 'node:fs/promises';
+import { basename, join } from 'node:path';
+import { writeFileAtomic } from '../core/atomic.js';
+import type { Logger } from '../core/log.js';
+import { badManifest, InbmError, type Result, resultOf, Status } from '../core/result.js';
+import { readJson, type StatusWriter } from '../status/files.js';
+import { parseDocuments } from './document.js';
+import type { Document } from './kinds/index.js';
+import { writeSecret } from './secrets.js';
+import { manifestToDesired } from './translate/index.js';
+
+export interface Entry {
+  doc: Document;
+  generation: number;
+  source: string;
+  file: string;
+}
+
+interface IndexRecord {
+  generation: number;
+  spec: string;
+}
+
+export const keyOf = (doc: { kind: string; metadata: { name: string } }) => `${doc.kind}/${doc.metadata.name}`;
+const ignored = (file: string) => {
+  const b = basename(file);
+  return b.startsWith('.') || b.endsWith('.tmp') || b.endsWith('~') || b.endsWith('.swp') || b.endsWith('.part');
+};
+
+export class DesiredStore {
+  private readonly entries = new Map<string, Entry>();
+  private readonly byFile = new Map<string, string[]>();
+  private index: Record<string, IndexRecord> = {};
+  private watcher: { close(): Promise<void> } | undefined;
+
+  constructor(
+    private readonly dir: string,
+    private readonly stateDir: string,
+    private readonly status: StatusWriter,
+    private readonly log: Logger,
+    private readonly onChange: (key: string) => void,
+    /** Asked before an XML manifest is taken: returns a result (303) to refuse it while busy. */
+    private readonly admitManifest: () => Result | undefined = () => undefined,
+  ) {}
+
+  get(key: string): Entry | undefined {
+    return this.entries.get(key);
+  }
+
+  keys(): string[] {
+    return [...this.entries.keys()];
+  }
+
+  async start(): Promise<void> {
+    this.index = (await readJson<Record<string, IndexRecord>>(join(this.stateDir, 'desired-index.json'))) ?? {};
+    const { watch } = await import('chokidar');
+    const watcher = watch(this.dir, { depth: 0, ignoreInitial: false, ignored: (p: string) => p !== this.dir && ignored(p) });
+    watcher.on('add', (p: string) => void this.load(p));
+    watcher.on('change', (p: string) => void this.load(p));
+    watcher.on('unlink', (p: string) => void this.unload(p));
+    watcher.on('error', (err: unknown) => this.log.error({ err }, 'watch error'));
+    await new Promise<void>((resolve) => watcher.once('ready', () => resolve()));
+    this.watcher = watcher;
+  }
+
+  async stop(): Promise<void> {
+    await this.watcher?.close();
+  }
+
+  /** Reads one dropped file; on any error its status says why and earlier documents stay. */
+  async load(path: string): Promise<void> {
+    const file = basename(path);
+    const log = this.log.child({ file });
+    let docs: Document[];
+    try {
+      docs = await this.documentsOf(path);
+    } catch (err) {
+      const result = resultOf(err instanceof InbmError ? err : badManifest(`${file}: ${(err as Error).message}`));
+      log.warn({ status: result.status, message: result.message }, 'file refused');
+      await this.status.fileRefused(file, result);
+      return;
+    }
+    await this.status.fileAccepted(file);
+    const keys = docs.map(keyOf);
+    for (const old of this.byFile.get(file) ?? []) if (!keys.includes(old)) this.drop(old);
+    this.byFile.set(file, keys);
+    let indexChanged = false;
+    for (const doc of docs) {
+      const key = keyOf(doc);
+      const spec = JSON.stringify(doc.spec);
+      const prev = this.index[key];
+      const generation = prev && prev.spec === spec ? prev.generation : (prev?.generation ?? 0) + 1;
+      if (!prev || prev.generation !== generation) {
+        this.index[key] = { generation, spec };
+        indexChanged = true;
+      }
+      doc.metadata.generation = generation;
+      const source = doc.metadata.annotations?.['inbm.dev/source'] ?? 'file';
+      this.entries.set(key, { doc, generation, source, file });
+      this.onChange(key);
+    }
+    if (indexChanged) await writeFileAtomic(join(this.stateDir, 'desired-index.json'), JSON.stringify(this.index));
+  }
+
+  private async documentsOf(path: string): Promise<Document[]> {
+    const text = await readFile(path, 'utf8');
+    const file = basename(path);
+    if (!text.trimStart().startsWith('<')) return parseDocuments(text, file);
+    const busy = this.admitManifest();
+    if (busy) throw new InbmError(Status.IN_PROGRESS, busy.message);
+    const t = manifestToDesired(text, { source: 'file' });
+    if (t.type !== 'documents') throw badManifest(`${file}: a ${t.type} is not desired state; ask it with inbm query`);
+    for (const secret of t.secrets) await writeSecret(join(this.stateDir, 'secrets'), secret);
+    return t.documents.map((d, i) => parseDocuments(JSON.stringify(d), `${file}[${i}]`)[0]!);
+  }
+
+  private async unload(path: string): Promise<void> {
+    const file = basename(path);
+    await this.status.fileAccepted(file);
+    for (const key of this.byFile.get(file) ?? []) this.drop(key);
+    this.byFile.delete(file);
+  }
+
+  private drop(key: string): void {
+    this.entries.delete(key);
+    this.onChange(key);
+  }
+}

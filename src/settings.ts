@@ -1,0 +1,83 @@
+/**
+ * The agent's own settings: one YAML file of ours, validated at start with every error named by
+ * its path. Paths are device paths; `--root DIR` (or INBM_ROOT) places all of them under DIR.
+ */
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { parse } from 'yaml';
+import { z } from 'zod';
+import { InbmError, Status } from './core/result.js';
+
+const AbsPath = z.string().regex(/^\//, 'an absolute path');
+const Command = z.array(z.string().min(1)).min(1).describe('argument array, never a shell string');
+
+export const Settings = z
+  .object({
+    paths: z
+      .object({
+        confFile: AbsPath.default('/etc/intel_manageability.conf'),
+        firmwareToolInfo: AbsPath.default('/etc/firmware_tool_info.conf'),
+        stateDir: AbsPath.default('/var/lib/inbm'),
+        desiredDir: AbsPath.default('/var/lib/inbm/desired-state'),
+        cacheDir: AbsPath.default('/var/cache/manageability'),
+        dmiDir: AbsPath.default('/sys/devices/virtual/dmi/id'),
+        bootIdFile: AbsPath.default('/proc/sys/kernel/random/boot_id'),
+        meminfo: AbsPath.default('/proc/meminfo'),
+        powerSupplyDir: AbsPath.default('/sys/class/power_supply'),
+        routeFile: AbsPath.default('/proc/net/route'),
+      })
+      .strict()
+      .prefault({}),
+    commands: z
+      .object({
+        reboot: Command.optional(),
+        shutdown: Command.optional(),
+        serviceCheck: Command.optional().describe('e.g. [systemctl, is-active, --quiet, "{service}"]'),
+      })
+      .strict()
+      .prefault({}),
+    logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal']).default('info'),
+    resyncSeconds: z.number().int().min(1).max(86400).default(300),
+    rebootGraceSeconds: z.number().int().min(1).max(3600).default(120).describe('how long a reboot may take to happen'),
+    /** Crashes with SIGKILL right before the named journal step (tests only). */
+    crashAt: z.string().optional(),
+  })
+  .strict();
+export type Settings = z.infer<typeof Settings>;
+
+/** Commands that change the machine; used only when not running under --root. */
+const HOST_COMMANDS = {
+  reboot: ['/sbin/shutdown', '-r', 'now'],
+  shutdown: ['/sbin/shutdown', '-h', 'now'],
+  serviceCheck: ['systemctl', 'is-active', '--quiet', '{service}'],
+};
+
+export const SETTINGS_FILE = '/etc/inbm/agent.yaml';
+
+export interface Resolved extends Settings {
+  root: string | undefined;
+}
+
+/** Reads `<root>/etc/inbm/agent.yaml` if it exists; a missing file means defaults. */
+export async function loadSettings(root: string | undefined, file?: string): Promise<Resolved> {
+  const path = file ?? under(root, SETTINGS_FILE);
+  let raw: unknown = {};
+  try {
+    raw = parse(await readFile(path, 'utf8')) ?? {};
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code !== 'ENOENT') throw new InbmError(Status.COMMAND_FAILURE, `settings ${path}: ${(err as Error).message.split('\n')[0]}`);
+  }
+  const result = Settings.safeParse(raw);
+  if (!result.success) {
+    const issue = result.error.issues[0]!;
+    throw new InbmError(Status.COMMAND_FAILURE, `settings ${path}: ${issue.path.join('.') || '(root)'}: ${issue.message}`);
+  }
+  const s = result.data;
+  const paths = Object.fromEntries(Object.entries(s.paths).map(([k, v]) => [k, under(root, v)])) as Settings['paths'];
+  // Under --root the host's power commands are never defaults: a demo must not reboot the machine.
+  const commands = root ? s.commands : { ...HOST_COMMANDS, ...s.commands };
+  return { ...s, paths, commands, root };
+}
+
+export const under = (root: string | undefined, path: string): string => (root ? join(root, path) : path);

@@ -1,0 +1,138 @@
+/** The agent as a real process on a temp root: file drops, apply --wait, config and power, status files. */
+import assert from 'node:assert/strict';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { chmod, mkdir, mkdtemp, readFile, rename, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+
+const BIN = resolve(import.meta.dirname, '..', '..', 'dist', 'src', 'cli', 'main.js');
+const SECRET = 'pl4nted-s3cret-Zq9';
+
+let root: string;
+let agent: ChildProcess;
+let logs = '';
+const inbm = (...args: string[]) => spawnSync(process.execPath, [BIN, '--root', root, ...args], { encoding: 'utf8' });
+const conf = () => readFile(join(root, 'etc', 'intel_manageability.conf'), 'utf8');
+
+async function until<T>(what: string, probe: () => Promise<T | undefined>, ms = 10_000): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await probe().catch(() => undefined);
+    if (v !== undefined) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+async function drop(name: string, text: string): Promise<void> {
+  const dir = join(root, 'var', 'lib', 'inbm', 'desired-state');
+  await writeFile(join(dir, `.${name}.tmp`), text);
+  await rename(join(dir, `.${name}.tmp`), join(dir, name));
+}
+
+before(async () => {
+  root = await mkdtemp(join(tmpdir(), 'inbm-agent-'));
+  const script = join(root, 'fake-reboot.sh');
+  await writeFile(script, `#!/bin/sh\necho "$@" >> ${join(root, 'reboots.log')}\n`);
+  await chmod(script, 0o755);
+  await mkdir(join(root, 'etc', 'inbm'), { recursive: true });
+  await writeFile(join(root, 'etc', 'inbm', 'agent.yaml'), `commands:\n  reboot: [${script}, -r]\nlogLevel: debug\n`);
+  agent = spawn(process.execPath, [BIN, '--root', root, 'agent'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  agent.stdout!.on('data', (d) => (logs += d));
+  agent.stderr!.on('data', (d) => (logs += d));
+  await until('agent ready', async () => (logs.includes('agent ready') ? true : undefined));
+});
+
+after(async () => {
+  agent.kill('SIGTERM');
+  const code = await new Promise((r) => agent.once('exit', r));
+  assert.equal(code, 0, 'agent exits 0 on SIGTERM');
+  assert.ok(!logs.includes(SECRET), 'a planted secret never reaches the logs');
+});
+
+describe('inbm agent on a temp root', () => {
+  it('creates the default configuration file', async () => {
+    assert.match(await conf(), /<maxCacheSize>100<\/maxCacheSize>/);
+  });
+
+  it('config set by XML manifest through inbm apply --wait', async () => {
+    const file = join(root, 'set.xml');
+    await writeFile(
+      file,
+      '<manifest><type>config</type><config><cmd>set_element</cmd><configtype><set><path>maxCacheSize:149</path></set></configtype></config></manifest>',
+    );
+    const r = inbm('apply', file, '--wait');
+    assert.equal(r.status, 0, r.stdout + r.stderr);
+    assert.deepEqual(JSON.parse(r.stdout), { status: 200, message: 'Configuration set_element command: SUCCESSFUL', job_id: '' });
+    assert.match(await conf(), /<maxCacheSize>149<\/maxCacheSize>/);
+  });
+
+  it('an invalid value is refused naming the key, and the file is unchanged', async () => {
+    const before = await conf();
+    const file = join(root, 'bad.yaml');
+    await writeFile(
+      file,
+      'apiVersion: inbm.dev/v1alpha1\nkind: Configuration\nmetadata: {name: config-bad}\nspec:\n  set: {maxCacheSize: "a"}\n',
+    );
+    const r = inbm('apply', file, '--wait');
+    assert.equal(r.status, 1);
+    const result = JSON.parse(r.stdout);
+    assert.equal(result.status, 400);
+    assert.match(result.message, /maxCacheSize/);
+    assert.equal(await conf(), before);
+  });
+
+  it('config append by a YAML file drop, visible in inbm status', async () => {
+    await drop(
+      'repo.yaml',
+      'apiVersion: inbm.dev/v1alpha1\nkind: Configuration\nmetadata: {name: config-repo}\nspec:\n  append: {trustedRepositories: ["https://repo.test"]}\n',
+    );
+    await until('trusted repo in conf', async () => ((await conf()).includes('https://repo.test') ? true : undefined));
+    const st = await until('status', async () => {
+      const r = inbm('status', 'Configuration/config-repo', '--json');
+      const s = r.status === 0 ? JSON.parse(r.stdout) : undefined;
+      return s?.phase === 'Ready' ? s : undefined;
+    });
+    assert.equal(st.observedGeneration, st.generation);
+    assert.equal(st.conditions.find((c: { type: string }) => c.type === 'Ready').status, 'True');
+  });
+
+  it('an invalid drop is reported with 300 and replaces nothing', async () => {
+    await drop('broken.xml', '<manifest><type>cmd</type><cmd>reboot</cmd></manifest>');
+    const refused = await until('refusal', async () =>
+      JSON.parse(await readFile(join(root, 'var', 'lib', 'inbm', 'status', 'files', 'broken.xml.json'), 'utf8')),
+    );
+    assert.equal(refused.result.status, 300);
+    assert.match(refused.result.message, /<manifest\/cmd>/);
+  });
+
+  it('credentials in a dropped manifest become a 0600 secret, never logged or in status', async () => {
+    await drop(
+      'stack.xml',
+      `<manifest><type>ota</type><ota><header><type>aota</type><repo>remote</repo></header><type><aota><cmd>down</cmd><app>compose</app><containerTag>s1</containerTag><dockerRegistry>127.0.0.1:5000</dockerRegistry><dockerUsername>u</dockerUsername><dockerPassword>${SECRET}</dockerPassword></aota></type></ota></manifest>`,
+    );
+    const secret = join(root, 'var', 'lib', 'inbm', 'secrets', 'stack-s1-registry.json');
+    await until('secret', async () => readFile(secret, 'utf8'));
+    assert.match(await readFile(secret, 'utf8'), new RegExp(SECRET));
+    const status = inbm('status', '--json');
+    assert.ok(!status.stdout.includes(SECRET));
+  });
+
+  it('restart runs the configured reboot command once and reports it', async () => {
+    const file = join(root, 'restart.yaml');
+    await writeFile(
+      file,
+      'apiVersion: inbm.dev/v1alpha1\nkind: PowerAction\nmetadata: {name: power}\nspec: {requestId: r-1, action: restart}\n',
+    );
+    const r = inbm('apply', file, '--wait');
+    const status = await until('power status', async () => {
+      const s = JSON.parse(inbm('status', 'PowerAction/power', '--json').stdout);
+      return s.lastResult ? s : undefined;
+    });
+    assert.deepEqual(status.lastResult, { status: 200, message: 'Restart Command Success', job_id: '' });
+    assert.equal((await readFile(join(root, 'reboots.log'), 'utf8')).trim(), '-r');
+    assert.equal(r.status, 0, r.stdout);
+    assert.deepEqual(JSON.parse(r.stdout), { status: 200, message: 'Restart Command Success', job_id: '' });
+  });
+});
