@@ -5,6 +5,7 @@ import { chmod, mkdir, mkdtemp, readFile, rename, writeFile } from 'node:fs/prom
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { until } from '../until.js';
 
 const BIN = resolve(import.meta.dirname, '..', '..', 'dist', 'src', 'cli', 'main.js');
 const SECRET = 'pl4nted-s3cret-Zq9';
@@ -14,16 +15,6 @@ let agent: ChildProcess;
 let logs = '';
 const inbm = (...args: string[]) => spawnSync(process.execPath, [BIN, '--root', root, ...args], { encoding: 'utf8' });
 const conf = () => readFile(join(root, 'etc', 'intel_manageability.conf'), 'utf8');
-
-async function until<T>(what: string, probe: () => Promise<T | undefined>, ms = 10_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await probe().catch(() => undefined);
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 async function drop(name: string, text: string): Promise<void> {
   const dir = join(root, 'var', 'lib', 'inbm', 'desired-state');
