@@ -97,6 +97,11 @@ export class Controller {
     if (outcome.phase !== 'Waiting') this.attempts.delete(key);
     if (outcome.requeueAfterMs !== undefined) this.later(key, outcome.requeueAfterMs);
     if (!entry) return; // removed: stop managing; the status file stays as the last word
+    // History first: whoever sees the result in the status file finds it in results.json too.
+    if (outcome.result) {
+      const requestId = (entry.doc.spec as { requestId?: string }).requestId;
+      await this.status.recordResult({ kind, name, ...(requestId ? { requestId } : {}), result: outcome.result });
+    }
     await this.status.set(kind, name, {
       generation: entry.generation,
       phase: outcome.phase,
@@ -105,10 +110,6 @@ export class Controller {
       source: entry.source,
       ...(outcome.result ? { result: outcome.result } : {}),
     });
-    if (outcome.result) {
-      const requestId = (entry.doc.spec as { requestId?: string }).requestId;
-      await this.status.recordResult({ kind, name, ...(requestId ? { requestId } : {}), result: outcome.result });
-    }
   }
 
   private fromError(key: string, err: unknown, log: Logger): Outcome {
