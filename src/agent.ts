@@ -6,13 +6,14 @@ import { randomUUID } from 'node:crypto';
 import { mkdir, readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { Controller } from './controller/controller.js';
+import { type GateRun, preInstallGates, runGates } from './controller/gates/index.js';
 import { Journal } from './controller/journal.js';
 import type { Reconciler } from './controller/types.js';
 import { writeFileAtomic } from './core/atomic.js';
 import { createLogger, type Logger } from './core/log.js';
 import { InbmError, Status } from './core/result.js';
 import { DesiredStore } from './desired/store.js';
-import { configurationReconciler, ensureConfFile } from './reconcilers/configuration/index.js';
+import { configurationReconciler, ensureConfFile, readConfValues } from './reconcilers/configuration/index.js';
 import { powerReconciler } from './reconcilers/power/index.js';
 import { loadSettings, type Resolved, under } from './settings.js';
 import { StatusWriter } from './status/files.js';
@@ -35,23 +36,11 @@ export async function startAgent(options: { root?: string; logLevel?: string }):
   const bootId = await readBootId(paths.bootIdFile, settings.root !== undefined);
 
   const crashAt = settings.crashAt ?? process.env.INBM_CRASH_AT;
-  const journal = new Journal(join(paths.stateDir, 'journal'), bootId, (step) => {
-    if (crashAt && step === crashAt) process.kill(process.pid, 'SIGKILL');
+  const journal = new Journal(join(paths.stateDir, 'journal'), bootId, (point) => {
+    if (crashAt && point === crashAt) process.kill(process.pid, 'SIGKILL');
   });
   const status = new StatusWriter(paths.stateDir);
-  const reconcilers = new Map<string, Reconciler>([
-    ['Configuration', configurationReconciler({ confFile: paths.confFile, cacheDir: paths.cacheDir }) as Reconciler],
-    [
-      'PowerAction',
-      powerReconciler({
-        ...(settings.commands.reboot ? { reboot: settings.commands.reboot } : {}),
-        ...(settings.commands.shutdown ? { shutdown: settings.commands.shutdown } : {}),
-        secretsVolume: under(settings.root, '/var/intel-manageability/secret.img'),
-        graceMs: settings.rebootGraceSeconds * 1000,
-      }) as Reconciler,
-    ],
-  ]);
-
+  const reconcilers = buildReconcilers(settings);
   let controller: Controller | undefined;
   const store = new DesiredStore(
     paths.desiredDir,
@@ -61,7 +50,15 @@ export async function startAgent(options: { root?: string; logLevel?: string }):
     (key) => controller?.enqueue(key),
     () => (controller?.current ? new InbmError(Status.IN_PROGRESS, `${controller.current} is being applied`).toResult() : undefined),
   );
-  controller = new Controller(reconcilers, store, status, journal, log.child({ component: 'controller' }), settings.resyncSeconds * 1000);
+  controller = new Controller({
+    reconcilers,
+    desired: store,
+    status,
+    journal,
+    log: log.child({ component: 'controller' }),
+    gates: () => measureGates(settings),
+    resyncMs: settings.resyncSeconds * 1000,
+  });
   await store.start();
   controller.start();
   log.info({ root: settings.root ?? '/', desiredDir: paths.desiredDir, bootId }, 'agent ready');
@@ -77,6 +74,41 @@ export async function startAgent(options: { root?: string; logLevel?: string }):
       log.flush();
     },
   };
+}
+
+export function buildReconcilers(settings: Resolved): Map<string, Reconciler> {
+  const { paths, commands } = settings;
+  const list = [
+    configurationReconciler({ confFile: paths.confFile, cacheDir: paths.cacheDir }),
+    powerReconciler({
+      ...(commands.reboot ? { reboot: commands.reboot } : {}),
+      ...(commands.shutdown ? { shutdown: commands.shutdown } : {}),
+      secretsVolume: under(settings.root, '/var/intel-manageability/secret.img'),
+      graceMs: settings.rebootGraceSeconds * 1000,
+    }),
+  ] as unknown as Reconciler[];
+  return new Map(list.map((r) => [r.kind, r]));
+}
+
+/** The pre-change gates with the thresholds the configuration file holds right now. */
+export async function measureGates(settings: Resolved): Promise<GateRun> {
+  const { paths } = settings;
+  const keys = ['minStorageMB', 'minMemoryMB', 'minPowerPercent', 'networkCheck', 'sotaSW'];
+  const v = await readConfValues(paths.confFile, keys);
+  return runGates(
+    preInstallGates({
+      cacheDir: paths.cacheDir,
+      meminfoPath: paths.meminfo,
+      powerSupplyDir: paths.powerSupplyDir,
+      routePath: paths.routeFile,
+      minStorageMB: Number(v.minStorageMB),
+      minMemoryMB: Number(v.minMemoryMB),
+      minPowerPercent: Number(v.minPowerPercent),
+      networkCheck: v.networkCheck !== 'false',
+      services: (v.sotaSW ?? '').split(/\s+/).filter(Boolean),
+      serviceCheckCommand: settings.commands.serviceCheck,
+    }),
+  );
 }
 
 /** Under --root a missing boot id is made once, so agent restarts look like the same boot. */

@@ -1,17 +1,30 @@
 /**
  * Level-triggered loop: a key enters the queue (document changed, timer, restart); duplicates
  * collapse; one worker reconciles keys one at a time, so one mutation runs at a time.
+ * Each pass: observe → plan (pure) → gates → steps (journalled) → record the outcome.
  */
 import type { Logger } from '../core/log.js';
 import { InbmError, resultOf } from '../core/result.js';
 import type { Document } from '../desired/kinds/index.js';
 import type { StatusWriter } from '../status/files.js';
+import { type GateRun, gateError } from './gates/index.js';
 import type { Journal } from './journal.js';
-import type { Outcome, Reconciler } from './types.js';
+import type { Outcome, Plan, Reconciler } from './types.js';
 
 export interface DesiredView {
   get(key: string): { doc: Document; generation: number; source: string } | undefined;
   keys(): string[];
+}
+
+export interface ControllerDeps {
+  reconcilers: ReadonlyMap<string, Reconciler>;
+  desired: DesiredView;
+  status: StatusWriter;
+  journal: Journal;
+  log: Logger;
+  /** The pre-change health gates, measured fresh for each gated plan. */
+  gates: () => Promise<GateRun>;
+  resyncMs: number;
 }
 
 const BACKOFF_BASE_MS = 1000;
@@ -24,17 +37,10 @@ export class Controller {
   private readonly abort = new AbortController();
   private wake: (() => void) | undefined;
   private loop: Promise<void> | undefined;
-  /** The key whose mutating reconcile is in flight, if any (manifests arriving now get 303). */
+  /** The key whose steps are running, if any (manifests arriving now get 303). */
   current: string | undefined;
 
-  constructor(
-    private readonly reconcilers: ReadonlyMap<string, Reconciler>,
-    private readonly desired: DesiredView,
-    private readonly status: StatusWriter,
-    private readonly journal: Journal,
-    private readonly log: Logger,
-    private readonly resyncMs: number,
-  ) {}
+  constructor(private readonly deps: ControllerDeps) {}
 
   enqueue(key: string): void {
     this.queue.add(key);
@@ -43,11 +49,11 @@ export class Controller {
 
   start(): void {
     const resync = setInterval(() => {
-      for (const key of this.desired.keys()) this.enqueue(key);
-    }, this.resyncMs);
+      for (const key of this.deps.desired.keys()) this.enqueue(key);
+    }, this.deps.resyncMs);
     resync.unref();
     this.timers.add(resync);
-    for (const key of this.desired.keys()) this.enqueue(key);
+    for (const key of this.deps.desired.keys()) this.enqueue(key);
     this.loop = this.run();
   }
 
@@ -61,8 +67,10 @@ export class Controller {
 
   /** Resolves when the queue is empty and nothing runs (tests, benchmarks). */
   async idle(): Promise<void> {
-    while (this.queue.size > 0 || this.current !== undefined) await new Promise((r) => setTimeout(r, 5));
+    while (this.queue.size > 0 || this.busy) await new Promise((r) => setTimeout(r, 2));
   }
+
+  private busy = false;
 
   private async run(): Promise<void> {
     while (!this.abort.signal.aborted) {
@@ -75,20 +83,36 @@ export class Controller {
         continue;
       }
       this.queue.delete(key);
-      await this.reconcileKey(key);
+      this.busy = true;
+      try {
+        await this.reconcileKey(key);
+      } catch (err) {
+        this.deps.log.error({ err, resource: key }, 'could not record the outcome');
+      } finally {
+        this.busy = false;
+      }
     }
+  }
+
+  /** Observe and plan without acting: what `inbm plan` shows. */
+  async preview(key: string): Promise<{ plan: Plan; gates?: GateRun }> {
+    const [kind] = key.split('/') as [string];
+    const reconciler = this.deps.reconcilers.get(kind)!;
+    const doc = this.deps.desired.get(key)?.doc;
+    const observed = await reconciler.observe(doc, { log: this.deps.log, journal: await this.deps.journal.view(key) });
+    const plan = reconciler.plan(doc, observed, Date.now());
+    return plan.gated && plan.steps.length > 0 ? { plan, gates: await this.deps.gates() } : { plan };
   }
 
   private async reconcileKey(key: string): Promise<void> {
     const [kind, name] = key.split('/') as [string, string];
-    const reconciler = this.reconcilers.get(kind);
+    const reconciler = this.deps.reconcilers.get(kind);
     if (!reconciler) return;
-    const entry = this.desired.get(key);
-    const log = this.log.child({ resource: key });
-    this.current = entry && reconciler.mutates?.(entry.doc) !== false ? key : undefined;
+    const entry = this.deps.desired.get(key);
+    const log = this.deps.log.child({ resource: key });
     let outcome: Outcome;
     try {
-      outcome = await reconciler.reconcile(entry?.doc, { log, journal: this.journal, signal: this.abort.signal });
+      outcome = await this.pass(key, reconciler, entry?.doc, entry?.generation ?? 0, log);
     } catch (err) {
       outcome = this.fromError(key, err, log);
     } finally {
@@ -100,9 +124,9 @@ export class Controller {
     // History first: whoever sees the result in the status file finds it in results.json too.
     if (outcome.result) {
       const requestId = (entry.doc.spec as { requestId?: string }).requestId;
-      await this.status.recordResult({ kind, name, ...(requestId ? { requestId } : {}), result: outcome.result });
+      await this.deps.status.recordResult({ kind, name, ...(requestId ? { requestId } : {}), result: outcome.result });
     }
-    await this.status.set(kind, name, {
+    await this.deps.status.set(kind, name, {
       generation: entry.generation,
       phase: outcome.phase,
       reason: outcome.reason,
@@ -110,6 +134,26 @@ export class Controller {
       source: entry.source,
       ...(outcome.result ? { result: outcome.result } : {}),
     });
+  }
+
+  private async pass(key: string, reconciler: Reconciler, doc: Document | undefined, generation: number, log: Logger): Promise<Outcome> {
+    const { journal } = this.deps;
+    const observed = await reconciler.observe(doc, { log, journal: await journal.view(key) });
+    const plan = reconciler.plan(doc, observed, Date.now());
+    if (plan.steps.length > 0 && doc) {
+      if (plan.gated) {
+        const failed = gateError(await this.deps.gates());
+        if (failed) throw failed;
+      }
+      this.current = key;
+      const runId = plan.runId ?? `generation-${generation}`;
+      for (const step of plan.steps) {
+        log.info({ step: step.id }, step.description);
+        await journal.step(key, runId, step.id, () => reconciler.execute(step, doc, { log, signal: this.abort.signal }));
+      }
+    }
+    if (plan.complete) await journal.complete(key, plan.complete.requestId, plan.complete.result);
+    return plan.outcome;
   }
 
   private fromError(key: string, err: unknown, log: Logger): Outcome {

@@ -2,21 +2,35 @@
  * Each step of an operation is recorded (fsync) before it runs and after it completes, so a
  * restart or reboot resumes or rolls back and never repeats a completed side effect.
  */
-import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../core/atomic.js';
+import type { Result } from '../core/result.js';
 import { readJson } from '../status/files.js';
+
+export interface StepRecord {
+  state: 'started' | 'done';
+  at: string;
+  bootId: string;
+}
 
 export interface JournalRecord {
   key: string;
-  requestId?: string;
-  bootId: string;
-  steps: Record<string, { state: 'started' | 'done'; at: string; bootId: string; data?: Record<string, unknown> }>;
+  runId?: string;
+  steps: Record<string, StepRecord>;
   /** One-shot requests already finished, newest last, with their result. */
   completed?: Array<{ requestId: string; status: number; message: string; at: string }>;
 }
 
-export type CrashHook = (step: string) => void;
+/** What a reconciler may read of its journal while observing. */
+export interface JournalView {
+  bootId: string;
+  record: JournalRecord | undefined;
+  completed(requestId: string): { status: number; message: string } | undefined;
+  /** The step of the current run, if that run is `runId`. */
+  step(runId: string, step: string): StepRecord | undefined;
+}
+
+export type CrashHook = (point: string) => void;
 
 export class Journal {
   constructor(
@@ -33,50 +47,47 @@ export class Journal {
     return readJson<JournalRecord>(this.path(key));
   }
 
-  async write(record: JournalRecord): Promise<void> {
+  async view(key: string): Promise<JournalView> {
+    const record = await this.read(key);
+    return {
+      bootId: this.bootId,
+      record,
+      completed: (id) => record?.completed?.find((c) => c.requestId === id),
+      step: (runId, step) => (record?.runId === runId ? record.steps[step] : undefined),
+    };
+  }
+
+  private async write(record: JournalRecord): Promise<void> {
     await writeFileAtomic(this.path(record.key), `${JSON.stringify(record, null, 2)}\n`);
   }
 
   /**
-   * Runs `fn` as step `step` of `key` unless the journal says it is done. The started mark is
-   * durable before `fn` begins; `done` is durable before this returns.
+   * Runs `fn` as `step` of run `runId` unless the journal says it is done. The started mark is
+   * durable before `fn` begins, the done mark before this returns.
    */
-  async step<T>(
-    key: string,
-    requestId: string | undefined,
-    step: string,
-    fn: () => Promise<T>,
-    data?: Record<string, unknown>,
-  ): Promise<T | undefined> {
-    const record = (await this.read(key)) ?? { key, bootId: this.bootId, steps: {} };
-    if (record.requestId !== requestId) {
-      record.requestId = requestId;
+  async step(key: string, runId: string, step: string, fn: () => Promise<void>): Promise<void> {
+    const record = (await this.read(key)) ?? { key, steps: {} };
+    if (record.runId !== runId) {
+      record.runId = runId;
       record.steps = {};
     }
-    if (record.steps[step]?.state === 'done') return undefined;
-    record.steps[step] = { state: 'started', at: new Date().toISOString(), bootId: this.bootId, ...(data ? { data } : {}) };
+    if (record.steps[step]?.state === 'done') return;
+    this.crashHook(`${key}:${step}:before`);
+    record.steps[step] = { state: 'started', at: new Date().toISOString(), bootId: this.bootId };
     await this.write(record);
     this.crashHook(`${key}:${step}:started`);
-    const value = await fn();
+    await fn();
+    this.crashHook(`${key}:${step}:ran`);
     record.steps[step] = { ...record.steps[step]!, state: 'done', at: new Date().toISOString() };
     await this.write(record);
     this.crashHook(`${key}:${step}:done`);
-    return value;
   }
 
-  async complete(key: string, requestId: string, result: { status: number; message: string }): Promise<void> {
-    const record = (await this.read(key)) ?? { key, bootId: this.bootId, steps: {} };
-    record.completed = [...(record.completed ?? []), { requestId, ...result, at: new Date().toISOString() }].slice(-20);
-    record.steps = {};
-    delete record.requestId;
+  async complete(key: string, requestId: string, result: Result): Promise<void> {
+    const record = (await this.read(key)) ?? { key, steps: {} };
+    const done = { requestId, status: result.status, message: result.message, at: new Date().toISOString() };
+    record.completed = [...(record.completed ?? []).filter((c) => c.requestId !== requestId), done].slice(-20);
     await this.write(record);
-  }
-
-  async completedResult(key: string, requestId: string) {
-    return (await this.read(key))?.completed?.find((c) => c.requestId === requestId);
-  }
-
-  async forget(key: string): Promise<void> {
-    await rm(this.path(key), { force: true });
+    this.crashHook(`${key}:complete`);
   }
 }

@@ -1,9 +1,7 @@
 /** The contract between the controller and the reconcilers; it knows nothing of Docker, apt or files. */
-
 import type { Logger } from '../core/log.js';
 import type { Result } from '../core/result.js';
 import type { Document, KindName } from '../desired/kinds/index.js';
-import type { Journal } from './journal.js';
 
 export interface Outcome {
   phase: 'Ready' | 'Waiting' | 'Stalled' | 'Failed';
@@ -15,19 +13,43 @@ export interface Outcome {
   requeueAfterMs?: number;
 }
 
-export interface ReconcileContext {
+/** One typed step; `id` is its name in the journal, `description` what `inbm plan` prints. */
+export interface Step {
+  id: string;
+  description: string;
+}
+
+/** What a planner returns: a pure function of the document and what was observed. */
+export interface Plan<S extends Step = Step> {
+  steps: S[];
+  /** The outcome when there are no steps, or once every step has run. */
+  outcome: Outcome;
+  /** Journal identity of this run: the one-shot requestId, else the document generation. */
+  runId?: string;
+  /** A one-shot request that this pass finishes, with its result (recorded after the steps). */
+  complete?: { requestId: string; result: Result };
+  /** Run the pre-change health gates before the first step. */
+  gated?: boolean;
+}
+
+export interface ObserveContext {
   log: Logger;
-  journal: Journal;
+  /** Finished one-shot requests and in-flight steps of this resource, from the journal. */
+  journal: import('./journal.js').JournalView;
+}
+
+export interface ExecuteContext {
+  log: Logger;
   signal: AbortSignal;
 }
 
 /**
- * One per kind. `reconcile` observes, plans (a pure function of its own) and acts; it is called
- * with `undefined` when the document was removed (stop managing; prune only if asked).
+ * One per kind: observe the machine, plan (pure), execute one step at a time. `doc` is
+ * undefined when the document was removed: stop managing, change nothing unless asked to prune.
  */
-export interface Reconciler<D extends Document = Document> {
+export interface Reconciler<D extends Document = Document, O = unknown, S extends Step = Step> {
   kind: KindName;
-  reconcile(doc: D | undefined, ctx: ReconcileContext): Promise<Outcome>;
-  /** Whether acting on this document changes the machine (and so takes the one mutation slot). */
-  mutates?(doc: D): boolean;
+  observe(doc: D | undefined, ctx: ObserveContext): Promise<O>;
+  plan(doc: D | undefined, observed: O, now: number): Plan<S>;
+  execute(step: S, doc: D, ctx: ExecuteContext): Promise<void>;
 }

@@ -6,11 +6,11 @@
 import { copyFile, readFile } from 'node:fs/promises';
 import { dirname, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { Reconciler } from '../../controller/types.js';
+import type { Plan, Reconciler, Step } from '../../controller/types.js';
 import { writeFileAtomic } from '../../core/atomic.js';
 import { InbmError, ok, Status } from '../../core/result.js';
 import type { DocumentOf } from '../../desired/kinds/index.js';
-import { applyChanges, DEFAULT_CONF, getValues, parseConf, sameConf, serializeConf } from './conffile.js';
+import { applyChanges, type Conf, DEFAULT_CONF, getValues, parseConf, sameConf, serializeConf } from './conffile.js';
 
 type Configuration = DocumentOf<'Configuration'>;
 
@@ -18,6 +18,15 @@ export interface ConfigurationOptions {
   confFile: string;
   /** Local load paths must be directly under this directory (as in the reference). */
   cacheDir: string;
+}
+
+export type ConfigStep = Step & { type: 'write'; text: string };
+
+export interface ConfigObserved {
+  conf?: Conf;
+  error?: InbmError;
+  /** For a load: the new file's text, already read and validated (or why it cannot be). */
+  load?: { text?: string; error?: InbmError; done: boolean };
 }
 
 /** Creates the shipped default file when none exists. */
@@ -34,69 +43,103 @@ export async function readConfValues(confFile: string, keys: string[]): Promise<
   return getValues(parseConf(await readFile(confFile, 'utf8')), keys);
 }
 
-export function configurationReconciler(opts: ConfigurationOptions): Reconciler<Configuration> {
-  const replace = async (text: string) => {
-    await copyFile(opts.confFile, `${opts.confFile}_bak`).catch(() => {});
-    await writeFileAtomic(opts.confFile, text);
+const verb = (doc: Configuration) => (doc.spec.set ? 'set_element' : doc.spec.append ? 'append' : 'remove');
+
+/** Pure: the write that makes the file hold the document, or why it cannot. */
+export function planConfiguration(doc: Configuration | undefined, o: ConfigObserved): Plan<ConfigStep> {
+  if (!doc) return { steps: [], outcome: { phase: 'Ready', reason: 'NotManaged', message: 'document removed; file left as it is' } };
+  const stalled = (err: InbmError): Plan<ConfigStep> => ({
+    steps: [],
+    outcome: { phase: 'Stalled', reason: `Result${err.status}`, message: err.message, result: err.toResult() },
+    ...(doc.spec.load && !o.load?.done ? { complete: { requestId: doc.spec.load.requestId, result: err.toResult() } } : {}),
+  });
+  const { load, ...changes } = doc.spec;
+  if (load && o.load && !o.load.done) {
+    if (o.load.error || o.load.text === undefined)
+      return stalled(o.load.error ?? new InbmError(Status.INSTALL_FAILED, 'Configuration load: FAILED'));
+    const result = ok('Configuration load: SUCCESSFUL');
+    return {
+      steps: [{ id: 'load', type: 'write', text: o.load.text, description: 'replace the configuration file' }],
+      runId: load.requestId,
+      complete: { requestId: load.requestId, result },
+      // set/append/remove in the same document are applied by the next pass, on the new file.
+      outcome: { phase: 'Ready', reason: 'Loaded', message: result.message, result, requeueAfterMs: 0 },
+    };
+  }
+  if (!changes.set && !changes.append && !changes.remove)
+    return { steps: [], outcome: { phase: 'Ready', reason: 'UpToDate', message: 'nothing to change' } };
+  if (!o.conf) return stalled(new InbmError(Status.COMMAND_FAILURE, `configuration file cannot be read: ${o.error?.reason ?? 'unknown'}`));
+  let next: Conf;
+  try {
+    next = applyChanges(o.conf, changes);
+  } catch (err) {
+    if (!(err instanceof InbmError)) throw err;
+    return stalled(new InbmError(Status.INSTALL_FAILED, `Configuration ${verb(doc)} command: FAILED: ${err.reason}`));
+  }
+  if (sameConf(o.conf, next))
+    return { steps: [], outcome: { phase: 'Ready', reason: 'UpToDate', message: 'configuration holds the desired values' } };
+  const result = ok(`Configuration ${verb(doc)} command: SUCCESSFUL`);
+  return {
+    steps: [
+      {
+        id: 'write',
+        type: 'write',
+        text: serializeConf(next),
+        description: `write ${Object.keys({ ...changes.set, ...changes.append, ...changes.remove }).join(', ')}`,
+      },
+    ],
+    outcome: { phase: 'Ready', reason: 'Applied', message: result.message, result },
   };
+}
+
+export function configurationReconciler(opts: ConfigurationOptions): Reconciler<Configuration, ConfigObserved, ConfigStep> {
   return {
     kind: 'Configuration',
-    async reconcile(doc, { journal }) {
-      if (!doc) return { phase: 'Ready', reason: 'NotManaged', message: 'document removed; file left as it is' };
-      const key = `Configuration/${doc.metadata.name}`;
-      const { load, ...changes } = doc.spec;
+    async observe(doc, { journal }) {
+      const observed: ConfigObserved = {};
+      try {
+        observed.conf = parseConf(await readFile(opts.confFile, 'utf8'));
+      } catch (err) {
+        observed.error = err instanceof InbmError ? err : new InbmError(Status.COMMAND_FAILURE, (err as Error).message);
+      }
+      const load = doc?.spec.load;
       if (load) {
-        const done = await journal.completedResult(key, load.requestId);
+        const done = journal.completed(load.requestId) !== undefined;
+        observed.load = { done };
         if (!done) {
-          const text = await loadSource(load.source, opts.cacheDir);
-          parseConf(text); // the whole new file must be valid before it replaces anything
-          await journal.step(key, load.requestId, 'replace', () => replace(text));
-          await journal.complete(key, load.requestId, ok('Configuration load: SUCCESSFUL'));
-          return {
-            phase: 'Ready',
-            reason: 'Loaded',
-            message: 'Configuration load: SUCCESSFUL',
-            result: ok('Configuration load: SUCCESSFUL'),
-          };
+          try {
+            const text = await readLoadSource(load.source, opts.cacheDir);
+            parseConf(text); // the whole new file must be valid before it replaces anything
+            observed.load.text = text;
+          } catch (err) {
+            if (!(err instanceof InbmError)) throw err;
+            observed.load.error = new InbmError(Status.INSTALL_FAILED, `Configuration load: FAILED. Error: ${err.reason}`);
+          }
         }
       }
-      if (!changes.set && !changes.append && !changes.remove) return { phase: 'Ready', reason: 'UpToDate', message: 'nothing to change' };
-      const current = parseConf(await readFile(opts.confFile, 'utf8'));
-      let next: ReturnType<typeof applyChanges>;
-      try {
-        next = applyChanges(current, changes);
-      } catch (err) {
-        if (err instanceof InbmError)
-          throw new InbmError(Status.INSTALL_FAILED, `Configuration ${verb(doc)} command: FAILED: ${err.reason}`);
-        throw err;
-      }
-      if (sameConf(current, next)) return { phase: 'Ready', reason: 'UpToDate', message: 'configuration holds the desired values' };
-      await replace(serializeConf(next));
-      const message = `Configuration ${verb(doc)} command: SUCCESSFUL`;
-      return { phase: 'Ready', reason: 'Applied', message, result: ok(message) };
+      return observed;
+    },
+    plan: (doc, observed) => planConfiguration(doc, observed),
+    async execute(step) {
+      await copyFile(opts.confFile, `${opts.confFile}_bak`).catch(() => {});
+      await writeFileAtomic(opts.confFile, step.text);
     },
   };
 }
 
-const verb = (doc: Configuration) => (doc.spec.set ? 'set_element' : doc.spec.append ? 'append' : 'remove');
-
-async function loadSource(source: { url?: string | undefined; path?: string | undefined }, cacheDir: string): Promise<string> {
+async function readLoadSource(source: { url?: string | undefined; path?: string | undefined }, cacheDir: string): Promise<string> {
   let path = source.path;
   if (source.url) {
     if (!source.url.startsWith('file:')) {
-      throw new InbmError(
-        Status.INSTALL_FAILED,
-        'Configuration load: FAILED. Error: remote fetch is not available yet (use a file under the cache directory)',
-      );
+      throw new InbmError(Status.INSTALL_FAILED, 'remote fetch is not available yet (use a file under the cache directory)');
     }
     path = fileURLToPath(source.url);
   }
   const full = resolve(path ?? '');
   if (relative(cacheDir, dirname(full)) !== '') {
-    throw new InbmError(
-      Status.INSTALL_FAILED,
-      `Configuration load: Invalid configuration load path. The conf file is expected to be under ${cacheDir}`,
-    );
+    throw new InbmError(Status.INSTALL_FAILED, `Invalid configuration load path. The conf file is expected to be under ${cacheDir}`);
   }
-  return readFile(full, 'utf8');
+  return readFile(full, 'utf8').catch((err: NodeJS.ErrnoException) => {
+    throw new InbmError(Status.INSTALL_FAILED, `cannot read ${full}: ${err.code ?? err.message}`);
+  });
 }

@@ -3,7 +3,8 @@
  * the reboot it causes. The boot id tells whether the machine really went down.
  */
 import { rm } from 'node:fs/promises';
-import type { Reconciler } from '../../controller/types.js';
+import type { JournalView, StepRecord } from '../../controller/journal.js';
+import type { Plan, Reconciler, Step } from '../../controller/types.js';
 import { InbmError, ok, Status } from '../../core/result.js';
 import type { DocumentOf } from '../../desired/kinds/index.js';
 import { runCommand } from '../../drivers/command.js';
@@ -19,59 +20,90 @@ export interface PowerOptions {
   graceMs: number;
 }
 
+export type PowerStep = (Step & { type: 'wipe-secrets'; path: string }) | (Step & { type: 'power'; argv: readonly string[] });
+
+export interface PowerObserved {
+  bootId: string;
+  completed?: { status: number; message: string };
+  /** The power step of this request's run, if one began. */
+  issued?: StepRecord;
+}
+
 const ISSUED = { restart: 'Restart Command Success', shutdown: 'Shutdown Success', decommission: 'Decommission Success' };
 const AFTER_BOOT = { restart: 'Reboot SUCCESSFUL.', shutdown: 'Shutdown Success', decommission: 'Decommission Success' };
 
-export function powerReconciler(opts: PowerOptions): Reconciler<PowerAction> {
+export function observePower(doc: PowerAction | undefined, journal: JournalView): PowerObserved {
+  if (!doc) return { bootId: journal.bootId };
+  const completed = journal.completed(doc.spec.requestId);
+  const issued = journal.step(doc.spec.requestId, 'power');
+  return { bootId: journal.bootId, ...(completed ? { completed } : {}), ...(issued ? { issued } : {}) };
+}
+
+/** Pure: what to do for this request given the journal and the boot id. */
+export function planPower(doc: PowerAction | undefined, o: PowerObserved, now: number, opts: PowerOptions): Plan<PowerStep> {
+  if (!doc) return { steps: [], outcome: { phase: 'Ready', reason: 'NotManaged', message: 'document removed' } };
+  const { requestId, action } = doc.spec;
+  const finish = (result: ReturnType<typeof ok>, phase: 'Ready' | 'Failed' | 'Stalled', reason: string): Plan<PowerStep> => ({
+    steps: [],
+    complete: { requestId, result },
+    outcome: { phase, reason, message: result.message, result },
+  });
+  if (o.completed) {
+    const phase = o.completed.status === 200 ? 'Ready' : 'Failed';
+    return { steps: [], outcome: { phase, reason: 'Completed', message: o.completed.message } };
+  }
+  // The boot id changed since the command ran: the machine went down and came back.
+  if (o.issued && o.issued.bootId !== o.bootId) return finish(ok(AFTER_BOOT[action]), 'Ready', 'Rebooted');
+  if (o.issued && now - Date.parse(o.issued.at) < opts.graceMs) {
+    const left = opts.graceMs - (now - Date.parse(o.issued.at));
+    return {
+      steps: [],
+      outcome: {
+        phase: 'Waiting',
+        reason: 'WaitingForReboot',
+        message: `${action} issued, waiting for the device to go down`,
+        requeueAfterMs: left,
+      },
+    };
+  }
+  if (o.issued?.state === 'done') {
+    return finish(
+      new InbmError(Status.INSTALL_FAILED, `${action} command ran but the device did not go down`).toResult(),
+      'Failed',
+      'NoReboot',
+    );
+  }
+  // Never started, or started by a run that died before the command could take effect (same
+  // boot, grace passed): running it now is the first effective run.
+  const argv = action === 'restart' ? opts.reboot : opts.shutdown;
+  if (!argv) {
+    const what = action === 'restart' ? 'reboot' : 'shutdown';
+    return finish(
+      new InbmError(Status.INSTALL_FAILED, `no ${what} command is set; refusing to act on the host`).toResult(),
+      'Stalled',
+      'NoCommand',
+    );
+  }
+  const steps: PowerStep[] = [];
+  if (action === 'decommission')
+    steps.push({ id: 'wipe-secrets', type: 'wipe-secrets', path: opts.secretsVolume, description: `delete ${opts.secretsVolume}` });
+  steps.push({ id: 'power', type: 'power', argv, description: `run ${argv.join(' ')}` });
+  const result = ok(ISSUED[action]);
+  return {
+    steps,
+    runId: requestId,
+    outcome: { phase: 'Waiting', reason: 'WaitingForReboot', message: result.message, result, requeueAfterMs: opts.graceMs },
+  };
+}
+
+export function powerReconciler(opts: PowerOptions): Reconciler<PowerAction, PowerObserved, PowerStep> {
   return {
     kind: 'PowerAction',
-    async reconcile(doc, { journal, log }) {
-      if (!doc) return { phase: 'Ready', reason: 'NotManaged', message: 'document removed' };
-      const key = `PowerAction/${doc.metadata.name}`;
-      const { requestId, action } = doc.spec;
-      const done = await journal.completedResult(key, requestId);
-      if (done) return { phase: done.status === 200 ? 'Ready' : 'Failed', reason: 'Completed', message: done.message };
-
-      const record = await journal.read(key);
-      const step = record?.requestId === requestId ? record.steps.power : undefined;
-      if (step && step.bootId !== journal.bootId) {
-        // The boot id changed since the command ran: the machine went down and came back.
-        const result = ok(AFTER_BOOT[action]);
-        await journal.complete(key, requestId, result);
-        log.info({ action }, result.message);
-        return { phase: 'Ready', reason: 'Rebooted', message: result.message, result };
-      }
-      if (step && Date.now() - Date.parse(step.at) < opts.graceMs) {
-        return {
-          phase: 'Waiting',
-          reason: 'WaitingForReboot',
-          message: `${action} issued, waiting for the device to go down`,
-          requeueAfterMs: opts.graceMs,
-        };
-      }
-      if (step?.state === 'done') {
-        const result = new InbmError(Status.INSTALL_FAILED, `${action} command ran but the device did not go down`).toResult();
-        await journal.complete(key, requestId, result);
-        return { phase: 'Failed', reason: 'NoReboot', message: result.message, result };
-      }
-      // Never started, or started in a run that died before the command could take effect
-      // (same boot, grace passed): running it now is the first effective run.
-      const command = action === 'restart' ? opts.reboot : opts.shutdown;
-      if (!command) {
-        const result = new InbmError(
-          Status.INSTALL_FAILED,
-          `no ${action === 'restart' ? 'reboot' : 'shutdown'} command is set; refusing to act on the host`,
-        ).toResult();
-        await journal.complete(key, requestId, result);
-        return { phase: 'Stalled', reason: 'NoCommand', message: result.message, result };
-      }
-      if (action === 'decommission') {
-        await journal.step(key, requestId, 'wipe-secrets', () => rm(opts.secretsVolume, { force: true }));
-      }
-      await journal.step(key, requestId, 'power', () => runCommand(command));
-      const result = ok(ISSUED[action]);
-      log.info({ action, requestId }, result.message);
-      return { phase: 'Waiting', reason: 'WaitingForReboot', message: result.message, result, requeueAfterMs: opts.graceMs };
+    observe: async (doc, { journal }) => observePower(doc, journal),
+    plan: (doc, observed, now) => planPower(doc, observed, now, opts),
+    async execute(step) {
+      if (step.type === 'wipe-secrets') await rm(step.path, { force: true });
+      else await runCommand(step.argv);
     },
   };
 }
