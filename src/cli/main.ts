@@ -72,6 +72,21 @@ export async function main(argv: string[]): Promise<number> {
       code = await apply(root(), file, opts.wait ?? false);
     });
 
+  program
+    .command('plan')
+    .description('show what the controller would do for each document and which gate blocks it, without acting')
+    .option('--json', 'print JSON')
+    .action(async (opts: { json?: boolean }) => {
+      const { showPlan } = await import('./plan.js');
+      code = await showPlan(root(), opts.json ?? false);
+    });
+
+  // INBC-style verbs (get, set, append, remove, load, restart, shutdown, query) live in verbs.ts.
+  const { registerVerbs } = await import('./verbs.js');
+  registerVerbs(program, root, (c) => {
+    code = c;
+  });
+
   try {
     await program.parseAsync(argv, { from: 'user' });
     return code;

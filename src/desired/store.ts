@@ -2,7 +2,7 @@
  * The desired-state directory: YAML/JSON documents and INBM XML manifests dropped by atomic
  * rename. A file that fails to parse never replaces the last good state of what it named.
  */
-import { readFile } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { writeFileAtomic } from '../core/atomic.js';
 import type { Logger } from '../core/log.js';
@@ -10,7 +10,7 @@ import { badManifest, InbmError, type Result, resultOf, Status } from '../core/r
 import { readJson, type StatusWriter } from '../status/files.js';
 import { parseDocuments } from './document.js';
 import type { Document } from './kinds/index.js';
-import { writeSecret } from './secrets.js';
+import { type Secret, writeSecret } from './secrets.js';
 import { manifestToDesired } from './translate/index.js';
 
 export interface Entry {
@@ -108,14 +108,13 @@ export class DesiredStore {
 
   private async documentsOf(path: string): Promise<Document[]> {
     const text = await readFile(path, 'utf8');
-    const file = basename(path);
-    if (!text.trimStart().startsWith('<')) return parseDocuments(text, file);
-    const busy = this.admitManifest();
-    if (busy) throw new InbmError(Status.IN_PROGRESS, busy.message);
-    const t = manifestToDesired(text, { source: 'file' });
-    if (t.type !== 'documents') throw badManifest(`${file}: a ${t.type} is not desired state; ask it with inbm query`);
-    for (const secret of t.secrets) await writeSecret(join(this.stateDir, 'secrets'), secret);
-    return t.documents.map((d, i) => parseDocuments(JSON.stringify(d), `${file}[${i}]`)[0]!);
+    if (text.trimStart().startsWith('<')) {
+      const busy = this.admitManifest();
+      if (busy) throw new InbmError(Status.IN_PROGRESS, busy.message);
+    }
+    const { documents, secrets } = documentsFromText(text, basename(path));
+    for (const secret of secrets) await writeSecret(join(this.stateDir, 'secrets'), secret);
+    return documents;
   }
 
   private async unload(path: string): Promise<void> {
@@ -129,4 +128,36 @@ export class DesiredStore {
     this.entries.delete(key);
     this.onChange(key);
   }
+}
+
+/** The documents a dropped file holds (XML manifests translated), and the secrets they refer to. */
+export function documentsFromText(text: string, file: string): { documents: Document[]; secrets: Secret[] } {
+  if (!text.trimStart().startsWith('<')) return { documents: parseDocuments(text, file), secrets: [] };
+  const t = manifestToDesired(text, { source: 'file' });
+  if (t.type !== 'documents') throw badManifest(`${file}: a ${t.type} is not desired state; ask it with inbm query`);
+  // Re-validated through the kind so defaults apply exactly as for a YAML document.
+  return { documents: t.documents.map((d, i) => parseDocuments(JSON.stringify(d), `${file}[${i}]`)[0]!), secrets: t.secrets };
+}
+
+/** Every document in the desired-state directory, skipping refused files (for `inbm plan`). */
+export async function readDesiredDir(
+  dir: string,
+): Promise<{ entries: Map<string, { doc: Document; generation: number; source: string }>; refused: string[] }> {
+  const entries = new Map<string, { doc: Document; generation: number; source: string }>();
+  const refused: string[] = [];
+  for (const file of (await readdir(dir).catch(() => [] as string[])).sort()) {
+    if (ignored(file)) continue;
+    try {
+      for (const doc of documentsFromText(await readFile(join(dir, file), 'utf8'), file).documents) {
+        entries.set(keyOf(doc), {
+          doc,
+          generation: doc.metadata.generation ?? 1,
+          source: doc.metadata.annotations?.['inbm.dev/source'] ?? 'file',
+        });
+      }
+    } catch (err) {
+      refused.push(`${file}: ${resultOf(err).message}`);
+    }
+  }
+  return { entries, refused };
 }
