@@ -1,0 +1,64 @@
+/** A real agent process on a temp root, as the integration tests drive it. */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { chmod, mkdir, mkdtemp, rename, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { until } from '../until.js';
+
+export const BIN = resolve(import.meta.dirname, '..', '..', 'dist', 'src', 'cli', 'main.js');
+
+export interface Root {
+  dir: string;
+  state: string;
+  desired: string;
+  rebootLog: string;
+}
+
+/** A temp root whose reboot command logs its run and changes the boot id, as a real reboot would. */
+export async function makeRoot(settings = '', rebootSeconds = 0): Promise<Root> {
+  const dir = await mkdtemp(join(tmpdir(), 'inbm-it-'));
+  const rebootLog = join(dir, 'reboots.log');
+  const bootId = join(dir, 'proc', 'sys', 'kernel', 'random', 'boot_id');
+  const script = join(dir, 'reboot.sh');
+  await writeFile(
+    script,
+    `#!/bin/sh\nsleep ${rebootSeconds}\necho reboot >> ${rebootLog}\necho "boot-$$" > ${bootId}.new && mv ${bootId}.new ${bootId}\n`,
+  );
+  await chmod(script, 0o755);
+  await mkdir(join(dir, 'etc', 'inbm'), { recursive: true });
+  await writeFile(join(dir, 'etc', 'inbm', 'agent.yaml'), `commands:\n  reboot: [${script}]\n${settings}`);
+  return { dir, state: join(dir, 'var', 'lib', 'inbm'), desired: join(dir, 'var', 'lib', 'inbm', 'desired-state'), rebootLog };
+}
+
+export interface Running {
+  proc: ChildProcess;
+  output: () => string;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+export async function startAgent(root: Root, env: Record<string, string> = {}): Promise<Running> {
+  const proc = spawn(process.execPath, [BIN, '--root', root.dir, 'agent'], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+    env: { ...process.env, ...env },
+  });
+  let out = '';
+  proc.stderr!.on('data', (d) => (out += d));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) =>
+    proc.once('exit', (code, signal) => r({ code, signal })),
+  );
+  await Promise.race([
+    until('agent ready', async () => (out.includes('agent ready') ? true : undefined)),
+    exited.then(() => Promise.reject(new Error(`agent exited early: ${out}`))),
+  ]);
+  return { proc, output: () => out, exited };
+}
+
+export async function stopAgent(agent: Running): Promise<number | null> {
+  agent.proc.kill('SIGTERM');
+  return (await agent.exited).code;
+}
+
+export async function drop(root: Root, name: string, text: string): Promise<void> {
+  await writeFile(join(root.desired, `.${name}.tmp`), text);
+  await rename(join(root.desired, `.${name}.tmp`), join(root.desired, name));
+}
