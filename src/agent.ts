@@ -12,11 +12,13 @@ import type { Reconciler } from './controller/types.js';
 import { writeFileAtomic } from './core/atomic.js';
 import { createLogger, type Logger } from './core/log.js';
 import { InbmError, Status } from './core/result.js';
+import { VERSION } from './core/version.js';
 import { DesiredStore } from './desired/store.js';
 import { configurationReconciler, ensureConfFile, readConfValues } from './reconcilers/configuration/index.js';
 import { powerReconciler } from './reconcilers/power/index.js';
 import { loadSettings, type Resolved, under } from './settings.js';
 import { StatusWriter } from './status/files.js';
+import { collectInventory, writeInventory } from './status/inventory.js';
 
 export interface Agent {
   settings: Resolved;
@@ -61,6 +63,13 @@ export async function startAgent(options: { root?: string; logLevel?: string }):
   });
   await store.start();
   controller.start();
+  const refreshInventory = () =>
+    collectInventory(paths, VERSION)
+      .then((inv) => writeInventory(paths.stateDir, inv))
+      .catch((err: unknown) => log.warn({ err }, 'inventory not written'));
+  await refreshInventory();
+  const inventoryTimer = setInterval(refreshInventory, settings.resyncSeconds * 1000);
+  inventoryTimer.unref();
   log.info({ root: settings.root ?? '/', desiredDir: paths.desiredDir, bootId }, 'agent ready');
   return {
     settings,
@@ -68,6 +77,7 @@ export async function startAgent(options: { root?: string; logLevel?: string }):
     store,
     log,
     async stop() {
+      clearInterval(inventoryTimer);
       await store.stop();
       await controller.stop();
       log.info('agent stopped');

@@ -25,6 +25,7 @@ export const Settings = z
         meminfo: AbsPath.default('/proc/meminfo'),
         powerSupplyDir: AbsPath.default('/sys/class/power_supply'),
         routeFile: AbsPath.default('/proc/net/route'),
+        osRelease: AbsPath.default('/etc/os-release'),
       })
       .strict()
       .prefault({}),

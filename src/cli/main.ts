@@ -1,11 +1,10 @@
 #!/usr/bin/env node
 import { Command } from 'commander';
 import { InbmError, resultOf } from '../core/result.js';
+import { VERSION } from '../core/version.js';
 import { convertInput } from './convert.js';
 import { readInput } from './input.js';
 import { validateInput } from './validate.js';
-
-const VERSION = '0.1.0';
 
 export async function main(argv: string[]): Promise<number> {
   let code = 0;
