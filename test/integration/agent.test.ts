@@ -127,3 +127,64 @@ describe('inbm agent on a temp root', () => {
     assert.deepEqual(JSON.parse(r.stdout), { status: 200, message: 'Restart Command Success', job_id: '' });
   });
 });
+
+describe('configuration by every route', () => {
+  const xml = (cmd: string, child: string, path: string) =>
+    `<manifest><type>config</type><config><cmd>${cmd}</cmd><configtype><${child}><path>${path}</path></${child}></configtype></config></manifest>`;
+
+  it('append and remove by XML manifest through apply --wait', async () => {
+    const file = join(root, 'append.xml');
+    await writeFile(file, xml('append', 'append', 'sotaSW:node-exporter'));
+    const added = inbm('apply', file, '--wait');
+    assert.equal(JSON.parse(added.stdout).message, 'Configuration append command: SUCCESSFUL');
+    assert.match(await conf(), /node-exporter/);
+    const rm = join(root, 'remove.xml');
+    await writeFile(rm, xml('remove', 'remove', 'sotaSW:node-exporter'));
+    const removed = inbm('apply', rm, '--wait');
+    assert.equal(removed.status, 0, removed.stdout);
+    assert.doesNotMatch(await conf(), /node-exporter/);
+  });
+
+  it('remove by XML file drop', async () => {
+    await drop('rm-repo.xml', xml('remove', 'remove', 'trustedRepositories:https://repo.test'));
+    await until('repo removed', async () => ((await conf()).includes('https://repo.test') ? undefined : true));
+  });
+
+  it('load of a whole file from the cache directory, by manifest through apply --wait; an invalid one changes nothing', async () => {
+    const cache = join(root, 'var', 'cache', 'manageability');
+    const good = (await conf()).replace(/<maxCacheSize>\d+<\/maxCacheSize>/, '<maxCacheSize>188</maxCacheSize>');
+    await writeFile(join(cache, 'new.conf'), good);
+    const file = join(root, 'load.xml');
+    await writeFile(
+      file,
+      `<manifest><type>config</type><config><cmd>load</cmd><configtype><load><path>${join(cache, 'new.conf')}</path></load></configtype></config></manifest>`,
+    );
+    const r = inbm('apply', file, '--wait');
+    assert.deepEqual(JSON.parse(r.stdout), { status: 200, message: 'Configuration load: SUCCESSFUL', job_id: '' });
+    assert.match(await conf(), /<maxCacheSize>188<\/maxCacheSize>/);
+    assert.match(await readFile(join(root, 'etc', 'intel_manageability.conf_bak'), 'utf8'), /<maxCacheSize>/);
+
+    const before = await conf();
+    await writeFile(join(cache, 'bad.conf'), good.replace('<maxCacheSize>188', '<maxCacheSize>9999'));
+    const badFile = join(root, 'load-bad.xml');
+    await writeFile(
+      badFile,
+      `<manifest><type>config</type><config><cmd>load</cmd><configtype><load><path>${join(cache, 'bad.conf')}</path></load></configtype></config></manifest>`,
+    );
+    const bad = inbm('apply', badFile, '--wait');
+    assert.equal(bad.status, 1);
+    assert.match(JSON.parse(bad.stdout).message, /Configuration load: FAILED.*maxCacheSize/);
+    assert.equal(await conf(), before);
+  });
+
+  it('a load from outside the cache directory is refused (400) as in the reference', async () => {
+    const file = join(root, 'load-out.xml');
+    await writeFile(
+      file,
+      '<manifest><type>config</type><config><cmd>load</cmd><configtype><load><path>/etc/passwd</path></load></configtype></config></manifest>',
+    );
+    const r = inbm('apply', file, '--wait');
+    assert.equal(JSON.parse(r.stdout).status, 400);
+    assert.match(JSON.parse(r.stdout).message, /expected to be under/);
+  });
+});
