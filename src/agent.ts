@@ -41,6 +41,7 @@ export async function startAgent(options: { root?: string; logLevel?: string }):
   const journal = new Journal(join(paths.stateDir, 'journal'), bootId, (point) => {
     if (crashAt && point === crashAt) process.kill(process.pid, 'SIGKILL');
   });
+  await journal.noteBoot();
   const status = new StatusWriter(paths.stateDir);
   const reconcilers = buildReconcilers(settings);
   let controller: Controller | undefined;

@@ -4,7 +4,7 @@
  * Each pass: observe → plan (pure) → gates → steps (journalled) → record the outcome.
  */
 import type { Logger } from '../core/log.js';
-import { InbmError, resultOf } from '../core/result.js';
+import { InbmError, resultOf, Status } from '../core/result.js';
 import type { Document } from '../desired/kinds/index.js';
 import type { StatusWriter } from '../status/files.js';
 import { type GateRun, gateError } from './gates/index.js';
@@ -27,6 +27,8 @@ export interface ControllerDeps {
   resyncMs: number;
 }
 
+/** More boots than this during one operation is a reboot loop: stop and report it. */
+export const MAX_BOOTS_PER_RUN = 3;
 const BACKOFF_BASE_MS = 1000;
 const BACKOFF_CAP_MS = 5 * 60_000;
 
@@ -138,7 +140,15 @@ export class Controller {
 
   private async pass(key: string, reconciler: Reconciler, doc: Document | undefined, generation: number, log: Logger): Promise<Outcome> {
     const { journal } = this.deps;
-    const observed = await reconciler.observe(doc, { log, journal: await journal.view(key) });
+    const view = await journal.view(key);
+    const runId = view.record?.runId;
+    if (runId && view.boots > MAX_BOOTS_PER_RUN) {
+      const failure = new InbmError(Status.INSTALL_FAILED, `reboot loop: ${view.boots} boots during one operation, giving up`).toResult();
+      await journal.complete(key, runId, failure);
+      log.error({ boots: view.boots, runId }, 'reboot loop stopped');
+      return { phase: 'Failed', reason: 'RebootLoop', message: failure.message, result: failure };
+    }
+    const observed = await reconciler.observe(doc, { log, journal: view });
     const plan = reconciler.plan(doc, observed, Date.now());
     if (plan.steps.length > 0 && doc) {
       if (plan.gated) {
@@ -146,11 +156,12 @@ export class Controller {
         if (failed) throw failed;
       }
       this.current = key;
-      const runId = plan.runId ?? `generation-${generation}`;
+      const run = plan.runId ?? `generation-${generation}`;
       for (const step of plan.steps) {
         log.info({ step: step.id }, step.description);
-        await journal.step(key, runId, step.id, () => reconciler.execute(step, doc, { log, signal: this.abort.signal }));
+        await journal.step(key, run, step.id, () => reconciler.execute(step, doc, { log, signal: this.abort.signal }));
       }
+      if (!plan.runId && plan.outcome.phase !== 'Waiting') await journal.finish(key, run);
     }
     if (plan.complete) await journal.complete(key, plan.complete.requestId, plan.complete.result);
     return plan.outcome;

@@ -2,6 +2,7 @@
  * Each step of an operation is recorded (fsync) before it runs and after it completes, so a
  * restart or reboot resumes or rolls back and never repeats a completed side effect.
  */
+import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../core/atomic.js';
 import type { Result } from '../core/result.js';
@@ -17,6 +18,8 @@ export interface JournalRecord {
   key: string;
   runId?: string;
   steps: Record<string, StepRecord>;
+  /** Distinct boot ids seen while `runId` was in flight: a reboot loop shows as a growing list. */
+  boots?: string[];
   /** One-shot requests already finished, newest last, with their result. */
   completed?: Array<{ requestId: string; status: number; message: string; at: string }>;
 }
@@ -28,6 +31,8 @@ export interface JournalView {
   completed(requestId: string): { status: number; message: string } | undefined;
   /** The step of the current run, if that run is `runId`. */
   step(runId: string, step: string): StepRecord | undefined;
+  /** Boots seen by the run in flight (1 = no reboot yet). */
+  boots: number;
 }
 
 export type CrashHook = (point: string) => void;
@@ -54,6 +59,7 @@ export class Journal {
       record,
       completed: (id) => record?.completed?.find((c) => c.requestId === id),
       step: (runId, step) => (record?.runId === runId ? record.steps[step] : undefined),
+      boots: record?.boots?.length ?? 0,
     };
   }
 
@@ -70,6 +76,7 @@ export class Journal {
     if (record.runId !== runId) {
       record.runId = runId;
       record.steps = {};
+      record.boots = [this.bootId];
     }
     if (record.steps[step]?.state === 'done') return;
     this.crashHook(`${key}:${step}:before`);
@@ -87,7 +94,28 @@ export class Journal {
     const record = (await this.read(key)) ?? { key, steps: {} };
     const done = { requestId, status: result.status, message: result.message, at: new Date().toISOString() };
     record.completed = [...(record.completed ?? []).filter((c) => c.requestId !== requestId), done].slice(-20);
+    if (record.runId === requestId) delete record.boots;
     await this.write(record);
     this.crashHook(`${key}:complete`);
+  }
+
+  /** A run that finished without a one-shot identity (a declarative change) is no longer in flight. */
+  async finish(key: string, runId: string): Promise<void> {
+    const record = await this.read(key);
+    if (!record || record.runId !== runId || !record.boots) return;
+    delete record.boots;
+    await this.write(record);
+  }
+
+  /** At start: every run still in flight has now seen this boot. */
+  async noteBoot(): Promise<void> {
+    for (const file of await readdir(this.dir).catch(() => [] as string[])) {
+      if (!file.endsWith('.json')) continue;
+      const record = await readJson<JournalRecord>(join(this.dir, file)).catch(() => undefined);
+      if (!record?.boots || record.boots.includes(this.bootId)) continue;
+      if (record.runId && record.completed?.some((c) => c.requestId === record.runId)) continue;
+      record.boots = [...record.boots, this.bootId];
+      await this.write(record);
+    }
   }
 }
