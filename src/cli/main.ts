@@ -56,9 +56,10 @@ export async function main(argv: string[]): Promise<number> {
     .description('show what the agent reports, from its state files (no running agent needed)')
     .argument('[resource]', 'KIND/NAME')
     .option('--json', 'print JSON')
-    .action(async (which: string | undefined, opts: { json?: boolean }) => {
+    .option('--watch', 'print again whenever it changes (Ctrl-C to stop)')
+    .action(async (which: string | undefined, opts: { json?: boolean; watch?: boolean }) => {
       const { showStatus } = await import('./status.js');
-      code = await showStatus(root(), which, opts.json ?? false);
+      code = await showStatus(root(), which, opts.json ?? false, opts.watch ?? false);
     });
 
   program

@@ -1,19 +1,29 @@
 import { loadSettings } from '../settings.js';
 import { type ResourceStatus, readAllStatus } from '../status/files.js';
 
-/** Reads the state files; needs no running agent. */
-export async function showStatus(root: string | undefined, which: string | undefined, json: boolean): Promise<number> {
+/** Reads the state files; needs no running agent. With watch, prints again whenever they change. */
+export async function showStatus(root: string | undefined, which: string | undefined, json: boolean, watch = false): Promise<number> {
   const { paths } = await loadSettings(root);
-  const { resources, files } = await readAllStatus(paths.stateDir);
+  let last: string | undefined;
+  for (;;) {
+    const { text, code } = await renderStatus(paths.stateDir, which, json);
+    if (!watch) {
+      (code === 0 ? process.stdout : process.stderr).write(text);
+      return code;
+    }
+    if (text !== last) {
+      process.stdout.write(`${last === undefined ? '' : '\n'}${new Date().toISOString()}\n${text}`);
+      last = text;
+    }
+    await new Promise((r) => setTimeout(r, 500));
+  }
+}
+
+async function renderStatus(stateDir: string, which: string | undefined, json: boolean): Promise<{ text: string; code: number }> {
+  const { resources, files } = await readAllStatus(stateDir);
   const selected = which ? resources.filter((r) => `${r.kind}/${r.name}` === which) : resources;
-  if (which && selected.length === 0) {
-    process.stderr.write(`inbm: no status for ${which}\n`);
-    return 1;
-  }
-  if (json) {
-    process.stdout.write(`${JSON.stringify(which ? selected[0] : { resources: selected, files }, null, 2)}\n`);
-    return 0;
-  }
+  if (which && selected.length === 0) return { text: `inbm: no status for ${which}\n`, code: 1 };
+  if (json) return { text: `${JSON.stringify(which ? selected[0] : { resources: selected, files }, null, 2)}\n`, code: 0 };
   const rows = selected.map((r: ResourceStatus) => [
     `${r.kind}/${r.name}`,
     r.phase,
@@ -21,14 +31,16 @@ export async function showStatus(root: string | undefined, which: string | undef
     r.history.at(-1)?.message ?? '',
   ]);
   for (const f of files) rows.push([`file ${f.file}`, 'Refused', '-', f.result.message]);
-  const widths = [0, 1, 2].map((i) => Math.max(...[['RESOURCE', 'PHASE', 'GEN'], ...rows].map((r) => r[i]!.length)));
-  for (const r of [['RESOURCE', 'PHASE', 'GEN', 'MESSAGE'], ...rows]) {
-    process.stdout.write(
-      `${r
-        .slice(0, 3)
-        .map((c, i) => c.padEnd(widths[i]!))
-        .join('  ')}  ${r[3]}\n`,
-    );
-  }
-  return 0;
+  const header = ['RESOURCE', 'PHASE', 'GEN', 'MESSAGE'];
+  const widths = [0, 1, 2].map((i) => Math.max(...[header, ...rows].map((r) => r[i]!.length)));
+  const text = [header, ...rows]
+    .map(
+      (r) =>
+        `${r
+          .slice(0, 3)
+          .map((c, i) => c.padEnd(widths[i]!))
+          .join('  ')}  ${r[3]}\n`,
+    )
+    .join('');
+  return { text, code: 0 };
 }

@@ -97,3 +97,43 @@ describe('help', () => {
     assert.match(r.stderr, /unknown command/);
   });
 });
+
+describe('inbm status', () => {
+  it('reads state files without an agent, and --watch prints again when they change', async () => {
+    const { spawn } = await import('node:child_process');
+    const { mkdir, writeFile } = await import('node:fs/promises');
+    const root = await mkdtemp(join(tmpdir(), 'inbm-status-'));
+    const dir = join(root, 'var', 'lib', 'inbm', 'status', 'PowerAction');
+    await mkdir(dir, { recursive: true });
+    const write = (phase: string, message: string) =>
+      writeFile(
+        join(dir, 'power.json'),
+        JSON.stringify({
+          kind: 'PowerAction',
+          name: 'power',
+          generation: 1,
+          observedGeneration: 1,
+          phase,
+          conditions: [],
+          history: [{ time: '', phase, message }],
+          updatedAt: '',
+        }),
+      );
+    await write('Waiting', 'Restart Command Success');
+    const once = inbm(['--root', root, 'status']);
+    assert.equal(once.status, 0);
+    assert.match(once.stdout, /PowerAction\/power\s+Waiting\s+1\/1\s+Restart Command Success/);
+    const watch = spawn(process.execPath, [BIN, '--root', root, 'status', '--watch'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    let out = '';
+    watch.stdout.on('data', (d) => (out += d));
+    const seen = (re: RegExp) =>
+      new Promise<void>((resolve, reject) => {
+        const t = setInterval(() => re.test(out) && (clearInterval(t), resolve()), 20);
+        setTimeout(() => (clearInterval(t), reject(new Error(`not seen ${re}: ${out}`))), 5000);
+      });
+    await seen(/Waiting/);
+    await write('Ready', 'Reboot SUCCESSFUL.');
+    await seen(/Ready\s+1\/1\s+Reboot SUCCESSFUL\./);
+    watch.kill();
+  });
+});
