@@ -61,6 +61,7 @@ export async function startAgent(options: { root?: string; logLevel?: string }):
     log: log.child({ component: 'controller' }),
     gates: () => measureGates(settings),
     resyncMs: settings.resyncSeconds * 1000,
+    onSettled: (key, phase) => store.settled(key, phase),
   });
   await store.start();
   controller.start();

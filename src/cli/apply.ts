@@ -1,11 +1,8 @@
 import { copyFile, rename } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { type Result, resultOf } from '../core/result.js';
-import { parseDocuments } from '../desired/document.js';
-import { keyOf } from '../desired/store.js';
-import { manifestToDesired } from '../desired/translate/index.js';
 import { loadSettings } from '../settings.js';
-import { type FileStatus, type ResourceStatus, readJson, statusPath } from '../status/files.js';
+import { type FileStatus, fileStatusPath, type ResourceStatus, readJson, statusPath } from '../status/files.js';
 import { readInput } from './input.js';
 import { validateInput } from './validate.js';
 
@@ -13,42 +10,47 @@ const FINAL = new Set(['Ready', 'Stalled', 'Failed']);
 
 /** Drops FILE into the desired-state directory by atomic rename; with wait, prints the result JSON. */
 export async function apply(root: string | undefined, file: string, wait: boolean, timeoutMs = 120_000): Promise<number> {
-  const input = await readInput(file);
-  const checked = validateInput(input);
+  const checked = validateInput(await readInput(file));
   if (checked.status !== 200) return print(checked);
   const { paths } = await loadSettings(root);
   const name = basename(file);
-  const keys =
-    input.format === 'yaml'
-      ? parseDocuments(input.text).map(keyOf)
-      : (() => {
-          const t = manifestToDesired(input.text, { source: 'cli' });
-          return t.type === 'documents' ? t.documents.map(keyOf) : [];
-        })();
   const started = Date.now();
   const tmp = join(paths.desiredDir, `.${name}.${process.pid}.tmp`);
   await copyFile(file, tmp);
   await rename(tmp, join(paths.desiredDir, name));
   if (!wait) return 0;
-  while (Date.now() - started < timeoutMs) {
-    const refused = await readJson<FileStatus>(join(paths.stateDir, 'status', 'files', `${name.replace(/[^A-Za-z0-9._-]/g, '_')}.json`));
-    if (refused && Date.parse(refused.updatedAt) >= started) return print(refused.result);
+  const deadline = started + timeoutMs;
+  // First the store's answer for this drop (refused, or the resources and generations it became) …
+  let drop: FileStatus | undefined;
+  while (!drop && Date.now() < deadline) {
+    const s = await readJson<FileStatus>(fileStatusPath(paths.stateDir, name));
+    if (s && Date.parse(s.updatedAt) >= started) drop = s;
+    else await sleep(10);
+  }
+  if (!drop) return print(resultOf(new Error('timeout')));
+  if (drop.result) return print(drop.result);
+  // … then each resource's status once it describes that generation. Waiting with a result is an
+  // answer too: a restart was issued and the reboot is pending.
+  const answered = (s: ResourceStatus | undefined, generation: number) =>
+    s !== undefined && s.observedGeneration >= generation && (FINAL.has(s.phase) || (s.phase === 'Waiting' && s.lastResult !== undefined));
+  while (Date.now() < deadline) {
     const states = await Promise.all(
-      keys.map((k) => readJson<ResourceStatus>(statusPath(paths.stateDir, ...(k.split('/') as [string, string])))),
+      (drop.resources ?? []).map(async ({ key, generation }) => {
+        const [kind, rname] = key.split('/') as [string, string];
+        const s = await readJson<ResourceStatus>(statusPath(paths.stateDir, kind, rname));
+        return answered(s, generation) ? s : undefined;
+      }),
     );
-    // Waiting with a result is an answer too: a restart was issued and the reboot is pending.
-    const answered = (s: ResourceStatus | undefined) =>
-      s !== undefined &&
-      Date.parse(s.updatedAt) >= started - 5 &&
-      (FINAL.has(s.phase) || (s.phase === 'Waiting' && s.lastResult !== undefined));
-    if (states.length > 0 && states.every(answered)) {
-      const failed = states.find((s) => s!.lastResult && s!.lastResult.status !== 200);
-      return print(failed?.lastResult ?? states[0]!.lastResult ?? { status: 200, message: 'COMMAND SUCCESSFUL', job_id: '' });
+    if (states.every((s) => s !== undefined)) {
+      const failed = states.find((s) => s.lastResult && s.lastResult.status !== 200);
+      return print(failed?.lastResult ?? states[0]?.lastResult ?? { status: 200, message: 'COMMAND SUCCESSFUL', job_id: '' });
     }
-    await new Promise((r) => setTimeout(r, 20));
+    await sleep(10);
   }
   return print(resultOf(new Error('timeout')));
 }
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 function print(result: Result): number {
   process.stdout.write(`${JSON.stringify(result)}\n`);

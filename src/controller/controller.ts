@@ -25,6 +25,8 @@ export interface ControllerDeps {
   /** The pre-change health gates, measured fresh for each gated plan. */
   gates: () => Promise<GateRun>;
   resyncMs: number;
+  /** Told after each recorded pass, so the source of a request can retire it once settled. */
+  onSettled?: (key: string, phase: Outcome['phase']) => Promise<void>;
 }
 
 /** More boots than this during one operation is a reboot loop: stop and report it. */
@@ -136,6 +138,7 @@ export class Controller {
       source: entry.source,
       ...(outcome.result ? { result: outcome.result } : {}),
     });
+    await this.deps.onSettled?.(key, outcome.phase);
   }
 
   private async pass(key: string, reconciler: Reconciler, doc: Document | undefined, generation: number, log: Logger): Promise<Outcome> {

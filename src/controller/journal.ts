@@ -102,8 +102,11 @@ export class Journal {
   /** A run that finished without a one-shot identity (a declarative change) is no longer in flight. */
   async finish(key: string, runId: string): Promise<void> {
     const record = await this.read(key);
-    if (!record || record.runId !== runId || !record.boots) return;
+    if (!record || record.runId !== runId) return;
+    // Forgetting the done steps lets a later pass correct drift with the same generation.
+    delete record.runId;
     delete record.boots;
+    record.steps = {};
     await this.write(record);
   }
 

@@ -2,7 +2,7 @@
  * The desired-state directory: YAML/JSON documents and INBM XML manifests dropped by atomic
  * rename. A file that fails to parse never replaces the last good state of what it named.
  */
-import { readdir, readFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rename, stat } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { writeFileAtomic } from '../core/atomic.js';
 import type { Logger } from '../core/log.js';
@@ -10,6 +10,7 @@ import { badManifest, InbmError, type Result, resultOf, Status } from '../core/r
 import { readJson, type StatusWriter } from '../status/files.js';
 import { parseDocuments } from './document.js';
 import type { Document } from './kinds/index.js';
+import { shortHash } from './names.js';
 import { type Secret, writeSecret } from './secrets.js';
 import { manifestToDesired } from './translate/index.js';
 
@@ -34,6 +35,7 @@ const ignored = (file: string) => {
 export class DesiredStore {
   private readonly entries = new Map<string, Entry>();
   private readonly byFile = new Map<string, string[]>();
+  private readonly settledKeys = new Set<string>();
   private index: Record<string, IndexRecord> = {};
   private watcher: { close(): Promise<void> } | undefined;
 
@@ -84,11 +86,11 @@ export class DesiredStore {
       await this.status.fileRefused(file, result);
       return;
     }
-    await this.status.fileAccepted(file);
     const keys = docs.map(keyOf);
     for (const old of this.byFile.get(file) ?? []) if (!keys.includes(old)) this.drop(old);
     this.byFile.set(file, keys);
     let indexChanged = false;
+    const accepted: Array<{ key: string; generation: number }> = [];
     for (const doc of docs) {
       const key = keyOf(doc);
       const spec = JSON.stringify(doc.spec);
@@ -101,26 +103,59 @@ export class DesiredStore {
       doc.metadata.generation = generation;
       const source = doc.metadata.annotations?.['inbm.dev/source'] ?? 'file';
       this.entries.set(key, { doc, generation, source, file });
-      this.onChange(key);
+      accepted.push({ key, generation });
     }
     if (indexChanged) await writeFileAtomic(join(this.stateDir, 'desired-index.json'), JSON.stringify(this.index));
+    await this.status.fileAccepted(file, accepted);
+    for (const { key } of accepted) this.onChange(key);
   }
 
   private async documentsOf(path: string): Promise<Document[]> {
     const text = await readFile(path, 'utf8');
-    if (text.trimStart().startsWith('<')) {
+    const file = basename(path);
+    let requestId: string | undefined;
+    if (isManifest(text)) {
       const busy = this.admitManifest();
       if (busy) throw new InbmError(Status.IN_PROGRESS, busy.message);
+      // Each drop of a manifest is a new request, even with the same content (a second restart
+      // must restart again); re-reading the same drop after a crash gives the same identity.
+      const st = await stat(path);
+      requestId = `f-${shortHash(`${file}\0${st.ino}\0${st.mtimeMs}\0${text}`, 16)}`;
     }
-    const { documents, secrets } = documentsFromText(text, basename(path));
+    const { documents, secrets } = documentsFromText(text, file, requestId);
     for (const secret of secrets) await writeSecret(join(this.stateDir, 'secrets'), secret);
     return documents;
   }
 
+  /**
+   * A manifest is a request, not lasting intent: once its resources settle (done, refused or
+   * failed) the file moves to <state>/applied/ and its documents stop being managed, leaving
+   * the device as the request made it — the reference's imperative meaning.
+   */
+  async settled(key: string, phase: string): Promise<void> {
+    const entry = this.entries.get(key);
+    if (!entry || !entry.file.endsWith('.xml') || !['Ready', 'Stalled', 'Failed'].includes(phase)) return;
+    const keys = this.byFile.get(entry.file) ?? [];
+    this.settledKeys.add(key);
+    if (!keys.every((k) => this.settledKeys.has(k))) return;
+    for (const k of keys) {
+      this.entries.delete(k);
+      this.settledKeys.delete(k);
+    }
+    this.byFile.delete(entry.file);
+    const archive = join(this.stateDir, 'applied');
+    await mkdir(archive, { recursive: true });
+    await rename(join(this.dir, entry.file), join(archive, entry.file)).catch((err: unknown) =>
+      this.log.warn({ err, file: entry.file }, 'could not archive'),
+    );
+  }
+
   private async unload(path: string): Promise<void> {
     const file = basename(path);
-    await this.status.fileAccepted(file);
-    for (const key of this.byFile.get(file) ?? []) this.drop(key);
+    const keys = this.byFile.get(file);
+    if (!keys) return; // archived after settling, or never accepted
+    await this.status.fileGone(file);
+    for (const key of keys) this.drop(key);
     this.byFile.delete(file);
   }
 
@@ -130,10 +165,12 @@ export class DesiredStore {
   }
 }
 
+const isManifest = (text: string) => text.trimStart().startsWith('<');
+
 /** The documents a dropped file holds (XML manifests translated), and the secrets they refer to. */
-export function documentsFromText(text: string, file: string): { documents: Document[]; secrets: Secret[] } {
-  if (!text.trimStart().startsWith('<')) return { documents: parseDocuments(text, file), secrets: [] };
-  const t = manifestToDesired(text, { source: 'file' });
+export function documentsFromText(text: string, file: string, requestId?: string): { documents: Document[]; secrets: Secret[] } {
+  if (!isManifest(text)) return { documents: parseDocuments(text, file), secrets: [] };
+  const t = manifestToDesired(text, { source: 'file', ...(requestId ? { requestId } : {}) });
   if (t.type !== 'documents') throw badManifest(`${file}: a ${t.type} is not desired state; ask it with inbm query`);
   // Re-validated through the kind so defaults apply exactly as for a YAML document.
   return { documents: t.documents.map((d, i) => parseDocuments(JSON.stringify(d), `${file}[${i}]`)[0]!), secrets: t.secrets };

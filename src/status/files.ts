@@ -31,11 +31,16 @@ export interface ResourceStatus {
   updatedAt: string;
 }
 
+/** What became of a dropped file: refused with a result, or accepted as these resources. */
 export interface FileStatus {
   file: string;
-  result: Result;
+  result?: Result;
+  resources?: Array<{ key: string; generation: number }>;
   updatedAt: string;
 }
+
+export const fileStatusPath = (stateDir: string, file: string) =>
+  join(stateDir, 'status', 'files', `${file.replace(/[^A-Za-z0-9._-]/g, '_')}.json`);
 
 export interface ResultRecord {
   time: string;
@@ -98,12 +103,20 @@ export class StatusWriter {
   }
 
   async fileRefused(file: string, result: Result): Promise<void> {
-    const status: FileStatus = { file, result, updatedAt: new Date().toISOString() };
-    await writeFileAtomic(join(this.stateDir, 'status', 'files', `${safeFile(file)}.json`), `${JSON.stringify(status, null, 2)}\n`);
+    await this.fileStatus({ file, result, updatedAt: new Date().toISOString() });
   }
 
-  async fileAccepted(file: string): Promise<void> {
-    await rm(join(this.stateDir, 'status', 'files', `${safeFile(file)}.json`), { force: true });
+  /** Written on every accepted drop, even an unchanged one, so `apply --wait` always gets an answer. */
+  async fileAccepted(file: string, resources: Array<{ key: string; generation: number }>): Promise<void> {
+    await this.fileStatus({ file, resources, updatedAt: new Date().toISOString() });
+  }
+
+  async fileGone(file: string): Promise<void> {
+    await rm(fileStatusPath(this.stateDir, file), { force: true });
+  }
+
+  private async fileStatus(status: FileStatus): Promise<void> {
+    await writeFileAtomic(fileStatusPath(this.stateDir, status.file), `${JSON.stringify(status, null, 2)}\n`);
   }
 
   async recordResult(record: Omit<ResultRecord, 'time'>): Promise<void> {
@@ -135,8 +148,6 @@ function conditionsFor(phase: Phase, reason: string, message: string, now: strin
 const sameExceptTime = (a: ResourceStatus, b: ResourceStatus) =>
   JSON.stringify({ ...a, updatedAt: '' }) === JSON.stringify({ ...b, updatedAt: '' });
 
-const safeFile = (file: string) => file.replace(/[^A-Za-z0-9._-]/g, '_');
-
 export async function readJson<T>(path: string): Promise<T | undefined> {
   try {
     return JSON.parse(await readFile(path, 'utf8')) as T;
@@ -156,8 +167,9 @@ export async function readAllStatus(stateDir: string): Promise<{ resources: Reso
       if (!f.endsWith('.json')) continue;
       const value = await readJson<ResourceStatus & FileStatus>(join(base, dir, f));
       if (!value) continue;
-      if (dir === 'files') files.push(value);
-      else resources.push(value);
+      if (dir === 'files') {
+        if (value.result) files.push(value); // accepted drops are told by their resources
+      } else resources.push(value);
     }
   }
   return { resources, files };

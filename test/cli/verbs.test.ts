@@ -41,7 +41,11 @@ function result(r: Run): { status: number; message: string; job_id: string } {
 
 const conf = () => readFile(join(root, 'etc', 'intel_manageability.conf'), 'utf8');
 const desiredDir = () => join(root, 'var', 'lib', 'inbm', 'desired-state');
-const dropped = async () => (await readdir(desiredDir())).filter((f) => f.startsWith('inbc-')).sort();
+/** Manifests the verbs dropped: still pending in the desired-state directory, or archived once settled. */
+const dropped = async () =>
+  [...(await readdir(desiredDir())), ...(await readdir(join(desiredDir(), '..', 'applied')).catch(() => [] as string[]))]
+    .filter((f) => f.startsWith('inbc-'))
+    .sort();
 
 before(async () => {
   root = await mkdtemp(join(tmpdir(), 'inbm-verbs-'));
@@ -88,6 +92,8 @@ describe('inbm INBC-style verbs against a running agent', () => {
     assert.equal(result(await inbm('get', 'maxCacheSize')).message, 'maxCacheSize:120');
     const files = await dropped();
     assert.equal(files.length, 1);
+    // A settled manifest is a finished request: archived, no longer managed.
+    await until('archived', async () => ((await readdir(desiredDir())).some((f) => f.startsWith('inbc-')) ? undefined : true));
     assert.match(files[0]!, /^inbc-set-\d+-\d+\.xml$/);
   });
 

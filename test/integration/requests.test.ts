@@ -1,0 +1,52 @@
+/** Manifests are requests: each drop runs once, settles, and is archived; repeats run again. */
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { readdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { it } from 'node:test';
+import { until } from '../until.js';
+import { BIN, makeRoot, startAgent, stopAgent } from './harness.js';
+
+it('the same set three times answers each time; a later load is not undone by earlier sets', async () => {
+  const root = await makeRoot();
+  const agent = await startAgent(root);
+  const inbm = (...args: string[]) =>
+    spawnSync(process.execPath, [BIN, '--root', root.dir, ...args], { encoding: 'utf8', timeout: 20_000 });
+  for (let i = 0; i < 3; i++) {
+    const r = inbm('set', 'maxCacheSize:130');
+    assert.equal(r.status, 0, `run ${i + 1}: ${r.stdout}${r.stderr}`);
+    assert.equal(JSON.parse(r.stdout).status, 200);
+  }
+  const conf = () => readFile(join(root.dir, 'etc', 'intel_manageability.conf'), 'utf8');
+  const cache = join(root.dir, 'var', 'cache', 'manageability', 'new.conf');
+  await writeFile(cache, (await conf()).replace('<maxCacheSize>130', '<maxCacheSize>77'));
+  const load = inbm('load', cache);
+  assert.equal(JSON.parse(load.stdout).message, 'Configuration load: SUCCESSFUL');
+  await new Promise((r) => setTimeout(r, 300));
+  assert.match(await conf(), /<maxCacheSize>77<\/maxCacheSize>/);
+  await until('manifests archived', async () => ((await readdir(root.desired)).length === 0 ? true : undefined));
+  assert.equal((await readdir(join(root.state, 'applied'))).length, 4);
+  assert.equal(await stopAgent(agent), 0);
+});
+
+it('a second restart request restarts again', async () => {
+  const root = await makeRoot();
+  const inbm = (...args: string[]) =>
+    spawnSync(process.execPath, [BIN, '--root', root.dir, ...args], { encoding: 'utf8', timeout: 20_000 });
+  const reboots = async () => (await readFile(root.rebootLog, 'utf8').catch(() => '')).trim().split('\n').filter(Boolean).length;
+  for (const expected of [1, 2]) {
+    // Each reboot is a new boot for a new agent, as on a device.
+    const agent = await startAgent(root);
+    const r = inbm('restart');
+    assert.deepEqual(JSON.parse(r.stdout), { status: 200, message: 'Restart Command Success', job_id: '' });
+    assert.equal(await reboots(), expected);
+    agent.proc.kill('SIGKILL');
+    await agent.exited;
+    const after = await startAgent(root);
+    await until('verdict', async () => {
+      const s = JSON.parse(await readFile(join(root.state, 'status', 'PowerAction', 'power.json'), 'utf8'));
+      return s.phase === 'Ready' ? true : undefined;
+    });
+    assert.equal(await stopAgent(after), 0);
+  }
+});
