@@ -3,7 +3,7 @@
  * (each pass makes the file hold them); load replaces the whole file once per requestId. The
  * whole resulting file is validated before it replaces the old one, which is kept as a backup.
  */
-import { copyFile, readFile } from 'node:fs/promises';
+import { copyFile, readFile, stat } from 'node:fs/promises';
 import { dirname, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Plan, Reconciler, Step } from '../../controller/types.js';
@@ -93,12 +93,26 @@ export function planConfiguration(doc: Configuration | undefined, o: ConfigObser
 }
 
 export function configurationReconciler(opts: ConfigurationOptions): Reconciler<Configuration, ConfigObserved, ConfigStep> {
+  // The last parsed file, reused while a stat says it is the same file (a stat costs far less
+  // than read + parse + validate, which every converged resource would otherwise repeat). The
+  // stat comes before the read: a change in between only makes the next pass read again.
+  let cached: { id: string; conf: Conf } | undefined;
+  const readConf = async (): Promise<Conf> => {
+    const s = await stat(opts.confFile, { bigint: true }).catch(() => undefined);
+    const id = s && `${s.dev}:${s.ino}:${s.size}:${s.mtimeNs}:${s.ctimeNs}`;
+    if (id !== undefined && cached?.id === id) return cached.conf;
+    cached = undefined;
+    // Without a stat, read anyway: the read reports the error as it always has.
+    const conf = parseConf(await readFile(opts.confFile, 'utf8'));
+    if (id !== undefined) cached = { id, conf };
+    return conf;
+  };
   return {
     kind: 'Configuration',
     async observe(doc, { journal }) {
       const observed: ConfigObserved = {};
       try {
-        observed.conf = parseConf(await readFile(opts.confFile, 'utf8'));
+        observed.conf = await readConf();
       } catch (err) {
         observed.error = err instanceof InbmError ? err : new InbmError(Status.COMMAND_FAILURE, (err as Error).message);
       }

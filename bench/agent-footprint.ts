@@ -1,0 +1,80 @@
+/**
+ * agent-footprint: the built agent on an empty temp root with default settings. Times spawn
+ * until the "agent ready" log line, then idles BENCH_IDLE_SECONDS (default 60) and reads VmRSS.
+ * Prints {"bench":"agent-footprint","value":<idle RSS MiB>,"unit":"MiB","ready_ms":...}.
+ */
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+
+const REPO = resolve(import.meta.dirname, '..');
+const BIN = join(REPO, 'dist', 'src', 'cli', 'main.js');
+const IDLE_SECONDS = Number(process.env.BENCH_IDLE_SECONDS ?? 60);
+
+if (!existsSync(BIN)) {
+  const build = spawnSync('npm', ['run', 'build'], { cwd: REPO, stdio: ['ignore', 2, 2] });
+  if (build.status !== 0) throw new Error('npm run build failed');
+}
+
+/** kB fields of /proc/<pid>/status, in MiB. */
+async function memory(pid: number): Promise<Record<'VmRSS' | 'VmHWM' | 'RssAnon' | 'RssFile', number>> {
+  const text = await readFile(`/proc/${pid}/status`, 'utf8');
+  const field = (name: string) => Number(text.match(new RegExp(`^${name}:\\s+(\\d+) kB`, 'm'))?.[1] ?? Number.NaN) / 1024;
+  return { VmRSS: field('VmRSS'), VmHWM: field('VmHWM'), RssAnon: field('RssAnon'), RssFile: field('RssFile') };
+}
+
+const root = await mkdtemp(join(tmpdir(), 'inbm-bench-footprint-'));
+let agent: ChildProcess | undefined;
+let log = '';
+try {
+  const started = performance.now();
+  agent = spawn(process.execPath, [BIN, '--root', root, 'agent'], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const exited = new Promise<number | null>((r) => agent!.once('exit', (code) => r(code)));
+  const readyAt = await new Promise<number>((resolveReady, rejectReady) => {
+    agent!.stderr!.on('data', (chunk: Buffer) => {
+      log = (log + chunk.toString()).slice(-16_000);
+      if (log.includes('agent ready')) resolveReady(performance.now());
+    });
+    void exited.then((code) => rejectReady(new Error(`agent exited (${code}) before ready\n${log}`)));
+  });
+  const pid = agent.pid!;
+  const atReady = await memory(pid);
+  await new Promise((r) => setTimeout(r, IDLE_SECONDS * 1000));
+  if (agent.exitCode !== null) throw new Error(`agent exited (${agent.exitCode}) while idle\n${log}`);
+  const idle = await memory(pid);
+  const cpu = (await readFile(`/proc/${pid}/stat`, 'utf8')).split(') ')[1]!.split(' ');
+  const ticks = Number(cpu[11]) + Number(cpu[12]); // utime + stime, fields 14 and 15
+
+  agent.kill('SIGTERM');
+  const code = await exited;
+  agent = undefined;
+
+  const mib = (x: number) => Number(x.toFixed(1));
+  console.log(
+    JSON.stringify({
+      bench: 'agent-footprint',
+      value: mib(idle.VmRSS),
+      unit: 'MiB',
+      ready_ms: Math.round(readyAt - started),
+      idle_seconds: IDLE_SECONDS,
+      rss_at_ready_mib: mib(atReady.VmRSS),
+      rss_anon_mib: mib(idle.RssAnon),
+      rss_file_mib: mib(idle.RssFile),
+      peak_rss_mib: mib(idle.VmHWM),
+      cpu_ticks: ticks,
+      agent_exit_code: code,
+      goal: 'RSS <= 64 MiB after 60 s; ready <= 400 ms',
+    }),
+  );
+} finally {
+  if (agent) {
+    agent.kill('SIGTERM');
+    await new Promise((r) => {
+      agent!.once('exit', r);
+      setTimeout(r, 5000).unref();
+    });
+  }
+  await rm(root, { recursive: true, force: true });
+}
