@@ -70,7 +70,10 @@ export async function startAgent(options: { root?: string; logLevel?: string }):
       .then((inv) => writeInventory(paths.stateDir, inv))
       .catch((err: unknown) => log.warn({ err }, 'inventory not written'));
   await refreshInventory();
-  const inventoryTimer = setInterval(refreshInventory, settings.resyncSeconds * 1000);
+  const inventoryTimer = setInterval(() => {
+    void refreshInventory();
+    void store.rescan();
+  }, settings.resyncSeconds * 1000);
   inventoryTimer.unref();
   log.info({ root: settings.root ?? '/', desiredDir: paths.desiredDir, bootId }, 'agent ready');
   return {

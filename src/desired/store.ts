@@ -36,6 +36,10 @@ export class DesiredStore {
   private readonly entries = new Map<string, Entry>();
   private readonly byFile = new Map<string, string[]>();
   private readonly settledKeys = new Set<string>();
+  /** file → stat signature of the version last loaded */
+  private readonly seen = new Map<string, string>();
+  private readonly queue = new Map<string, Promise<void>>();
+  private readonly rechecks = new Set<NodeJS.Timeout>();
   private index: Record<string, IndexRecord> = {};
   private watcher: { close(): Promise<void> } | undefined;
 
@@ -61,9 +65,11 @@ export class DesiredStore {
     this.index = (await readJson<Record<string, IndexRecord>>(join(this.stateDir, 'desired-index.json'))) ?? {};
     const { watch } = await import('chokidar');
     const watcher = watch(this.dir, { depth: 0, ignoreInitial: false, ignored: (p: string) => p !== this.dir && ignored(p) });
-    watcher.on('add', (p: string) => void this.load(p));
-    watcher.on('change', (p: string) => void this.load(p));
-    watcher.on('unlink', (p: string) => void this.unload(p));
+    // chokidar drops a second change to the same path within ~50 ms: every event also schedules
+    // a stat check shortly after, and rescan() (on the resync timer) compares the whole directory.
+    watcher.on('add', (p: string) => this.changed(p));
+    watcher.on('change', (p: string) => this.changed(p));
+    watcher.on('unlink', (p: string) => this.changed(p));
     watcher.on('error', (err: unknown) => this.log.error({ err }, 'watch error'));
     await new Promise<void>((resolve) => watcher.once('ready', () => resolve()));
     this.watcher = watcher;
@@ -71,6 +77,43 @@ export class DesiredStore {
 
   async stop(): Promise<void> {
     await this.watcher?.close();
+    for (const t of this.rechecks) clearTimeout(t);
+    await Promise.all(this.queue.values());
+  }
+
+  private changed(path: string): void {
+    void this.check(path);
+    const t = setTimeout(() => {
+      this.rechecks.delete(t);
+      void this.check(path);
+    }, RECHECK_MS);
+    this.rechecks.add(t);
+  }
+
+  /** Compares every file with what was loaded from it; catches what the watcher missed. */
+  async rescan(): Promise<void> {
+    const files = (await readdir(this.dir).catch(() => [] as string[])).filter((f) => !ignored(f));
+    const gone = [...this.seen.keys()].filter((f) => !files.includes(f));
+    await Promise.all([...files, ...gone].map((f) => this.check(join(this.dir, f))));
+  }
+
+  /** Loads, reloads or unloads one file if it differs from what was last taken from it (one at a time per file). */
+  private check(path: string): Promise<void> {
+    const file = basename(path);
+    const next = (this.queue.get(file) ?? Promise.resolve()).then(async () => {
+      const st = await stat(path).catch(() => undefined);
+      if (!st) {
+        if (this.seen.has(file)) await this.unload(path);
+        return;
+      }
+      const signature = `${st.ino}:${st.size}:${st.mtimeMs}`;
+      if (this.seen.get(file) === signature) return;
+      this.seen.set(file, signature);
+      await this.load(path);
+    });
+    const settled = next.catch((err: unknown) => this.log.error({ err, file }, 'could not load'));
+    this.queue.set(file, settled);
+    return settled;
   }
 
   /** Reads one dropped file; on any error its status says why and earlier documents stay. */
@@ -143,6 +186,9 @@ export class DesiredStore {
       this.settledKeys.delete(k);
     }
     this.byFile.delete(entry.file);
+    // A newer drop under the same name is a new request: leave it for the watcher.
+    const st = await stat(join(this.dir, entry.file)).catch(() => undefined);
+    if (!st || this.seen.get(entry.file) !== `${st.ino}:${st.size}:${st.mtimeMs}`) return;
     const archive = join(this.stateDir, 'applied');
     await mkdir(archive, { recursive: true });
     await rename(join(this.dir, entry.file), join(archive, entry.file)).catch((err: unknown) =>
@@ -152,6 +198,7 @@ export class DesiredStore {
 
   private async unload(path: string): Promise<void> {
     const file = basename(path);
+    this.seen.delete(file);
     const keys = this.byFile.get(file);
     if (!keys) return; // archived after settling, or never accepted
     await this.status.fileGone(file);
@@ -165,6 +212,7 @@ export class DesiredStore {
   }
 }
 
+const RECHECK_MS = 100;
 const isManifest = (text: string) => text.trimStart().startsWith('<');
 
 /** The documents a dropped file holds (XML manifests translated), and the secrets they refer to. */

@@ -36,11 +36,19 @@ export interface Running {
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
+/** Agents still running when a test file ends (a failed assertion) are killed, so the file can exit. */
+const running = new Set<ChildProcess>();
+process.on('exit', () => {
+  for (const p of running) p.kill('SIGKILL');
+});
+
 export async function startAgent(root: Root, env: Record<string, string> = {}): Promise<Running> {
   const proc = spawn(process.execPath, [BIN, '--root', root.dir, 'agent'], {
     stdio: ['ignore', 'ignore', 'pipe'],
     env: { ...process.env, ...env },
   });
+  running.add(proc);
+  proc.once('exit', () => running.delete(proc));
   let out = '';
   proc.stderr!.on('data', (d) => (out += d));
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) =>

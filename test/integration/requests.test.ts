@@ -5,7 +5,7 @@ import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { it } from 'node:test';
 import { until } from '../until.js';
-import { BIN, makeRoot, startAgent, stopAgent } from './harness.js';
+import { BIN, drop, makeRoot, startAgent, stopAgent } from './harness.js';
 
 it('the same set three times answers each time; a later load is not undone by earlier sets', async () => {
   const root = await makeRoot();
@@ -50,3 +50,21 @@ it('a second restart request restarts again', async () => {
     assert.equal(await stopAgent(after), 0);
   }
 });
+
+for (const gapMs of [5, 20, 35]) {
+  it(`a file replaced ${gapMs} ms after its previous version ends at its last version`, async () => {
+    const root = await makeRoot();
+    const agent = await startAgent(root);
+    const doc = (v: number) =>
+      `apiVersion: inbm.dev/v1alpha1\nkind: Configuration\nmetadata: {name: config-cache}\nspec:\n  set: {maxCacheSize: "${v}"}\n`;
+    const conf = () => readFile(join(root.dir, 'etc', 'intel_manageability.conf'), 'utf8');
+    await drop(root, 'cache.yaml', doc(60));
+    await until('first version applied', async () => ((await conf()).includes('<maxCacheSize>60</maxCacheSize>') ? true : undefined), 5000);
+    // The watcher drops a second change to a path within ~50 ms; the store must not.
+    await drop(root, 'cache.yaml', doc(61));
+    await new Promise((r) => setTimeout(r, gapMs));
+    await drop(root, 'cache.yaml', doc(62));
+    await until('last version applied', async () => ((await conf()).includes('<maxCacheSize>62</maxCacheSize>') ? true : undefined), 5000);
+    assert.equal(await stopAgent(agent), 0);
+  });
+}
