@@ -38,6 +38,9 @@ export interface JournalView {
 export type CrashHook = (point: string) => void;
 
 export class Journal {
+  /** This process is the journal's only writer, so what it wrote is what is on disk. */
+  private readonly cache = new Map<string, JournalRecord | undefined>();
+
   constructor(
     private readonly dir: string,
     readonly bootId: string,
@@ -49,7 +52,10 @@ export class Journal {
   }
 
   async read(key: string): Promise<JournalRecord | undefined> {
-    return readJson<JournalRecord>(this.path(key));
+    if (!this.cache.has(key)) this.cache.set(key, await readJson<JournalRecord>(this.path(key)));
+    const record = this.cache.get(key);
+    // Callers edit what they read before writing it back: hand out a copy.
+    return record && structuredClone(record);
   }
 
   async view(key: string): Promise<JournalView> {
@@ -65,6 +71,7 @@ export class Journal {
 
   private async write(record: JournalRecord): Promise<void> {
     await writeFileAtomic(this.path(record.key), `${JSON.stringify(record, null, 2)}\n`);
+    this.cache.set(record.key, structuredClone(record));
   }
 
   /**

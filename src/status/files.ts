@@ -76,8 +76,10 @@ export class StatusWriter {
     name: string,
     update: { generation: number; phase: Phase; reason: string; message: string; source?: string; result?: Result; observed?: boolean },
   ): Promise<ResourceStatus> {
-    const now = new Date().toISOString();
     const prev = await this.get(kind, name);
+    // The common resync case: nothing changed, so nothing is built or written.
+    if (prev && unchanged(prev, update)) return prev;
+    const now = new Date().toISOString();
     const conditions = conditionsFor(update.phase, update.reason, update.message, now, prev?.conditions ?? []);
     const history = prev?.history ?? [];
     const last = history.at(-1);
@@ -143,6 +145,25 @@ function conditionsFor(phase: Phase, reason: string, message: string, now: strin
       lastTransitionTime: old && old.status === status ? old.lastTransitionTime : now,
     };
   });
+}
+
+function unchanged(
+  prev: ResourceStatus,
+  u: { generation: number; phase: Phase; reason: string; message: string; source?: string; result?: Result; observed?: boolean },
+): boolean {
+  const ready = prev.conditions.find((c) => c.type === 'Ready');
+  return (
+    prev.generation === u.generation &&
+    (u.observed === false || prev.observedGeneration === u.generation) &&
+    prev.phase === u.phase &&
+    ready?.reason === u.reason &&
+    ready.message === u.message &&
+    (u.source === undefined || prev.source === u.source) &&
+    (u.result === undefined ||
+      (prev.lastResult?.status === u.result.status &&
+        prev.lastResult.message === u.result.message &&
+        prev.lastResult.job_id === u.result.job_id))
+  );
 }
 
 const sameExceptTime = (a: ResourceStatus, b: ResourceStatus) =>

@@ -10,7 +10,7 @@ import type { Plan, Reconciler, Step } from '../../controller/types.js';
 import { writeFileAtomic } from '../../core/atomic.js';
 import { InbmError, ok, Status } from '../../core/result.js';
 import type { DocumentOf } from '../../desired/kinds/index.js';
-import { applyChanges, type Conf, DEFAULT_CONF, getValues, parseConf, sameConf, serializeConf } from './conffile.js';
+import { applyChanges, type Conf, type ConfChanges, DEFAULT_CONF, getValues, parseConf, sameConf, serializeConf } from './conffile.js';
 
 type Configuration = DocumentOf<'Configuration'>;
 
@@ -69,6 +69,8 @@ export function planConfiguration(doc: Configuration | undefined, o: ConfigObser
   if (!changes.set && !changes.append && !changes.remove)
     return { steps: [], outcome: { phase: 'Ready', reason: 'UpToDate', message: 'nothing to change' } };
   if (!o.conf) return stalled(new InbmError(Status.COMMAND_FAILURE, `configuration file cannot be read: ${o.error?.reason ?? 'unknown'}`));
+  if (holds(o.conf, changes))
+    return { steps: [], outcome: { phase: 'Ready', reason: 'UpToDate', message: 'configuration holds the desired values' } };
   let next: Conf;
   try {
     next = applyChanges(o.conf, changes);
@@ -90,6 +92,25 @@ export function planConfiguration(doc: Configuration | undefined, o: ConfigObser
     ],
     outcome: { phase: 'Ready', reason: 'Applied', message: result.message, result },
   };
+}
+
+/**
+ * Cheap check that the file already says what the document asks, without rebuilding it; any
+ * doubt (unknown key, a value written differently) falls through to the full apply-and-compare.
+ */
+function holds(conf: Conf, changes: ConfChanges): boolean {
+  try {
+    const keys = [...Object.keys(changes.set ?? {}), ...Object.keys(changes.append ?? {}), ...Object.keys(changes.remove ?? {})];
+    const now = getValues(conf, keys);
+    const list = (k: string) => (now[k] ?? '').split('\n');
+    return (
+      Object.entries(changes.set ?? {}).every(([k, v]) => now[k] === v) &&
+      Object.entries(changes.append ?? {}).every(([k, vs]) => vs.every((v) => list(k).includes(v))) &&
+      Object.entries(changes.remove ?? {}).every(([k, vs]) => vs.every((v) => !list(k).includes(v)))
+    );
+  } catch {
+    return false;
+  }
 }
 
 export function configurationReconciler(opts: ConfigurationOptions): Reconciler<Configuration, ConfigObserved, ConfigStep> {
