@@ -56,7 +56,7 @@ export async function startAgent(root: Root, env: Record<string, string> = {}): 
   );
   await Promise.race([
     until('agent ready', async () => (out.includes('agent ready') ? true : undefined)),
-    exited.then(() => Promise.reject(new Error(`agent exited early: ${out}`))),
+    exited.then(() => (out.includes('agent ready') ? true : Promise.reject(new Error(`agent exited early: ${out}`)))),
   ]);
   return { proc, output: () => out, exited };
 }
