@@ -12,8 +12,10 @@ import type { Journal } from './journal.js';
 import type { Outcome, Plan, Reconciler } from './types.js';
 
 export interface DesiredView {
-  get(key: string): { doc: Document; generation: number; source: string } | undefined;
+  get(key: string): { doc: Document; generation: number; source: string; deleted?: true } | undefined;
   keys(): string[];
+  /** Drop a removed document once it has been pruned. */
+  forget?(key: string): void;
 }
 
 export interface ControllerDeps {
@@ -116,7 +118,7 @@ export class Controller {
     const log = this.deps.log.child({ resource: key });
     let outcome: Outcome;
     try {
-      outcome = await this.pass(key, reconciler, entry?.doc, entry?.generation ?? 0, log);
+      outcome = await this.pass(key, reconciler, entry?.doc, entry?.generation ?? 0, log, entry?.deleted === true);
     } catch (err) {
       outcome = this.fromError(key, err, log);
     } finally {
@@ -141,7 +143,14 @@ export class Controller {
     await this.deps.onSettled?.(key, outcome.phase);
   }
 
-  private async pass(key: string, reconciler: Reconciler, doc: Document | undefined, generation: number, log: Logger): Promise<Outcome> {
+  private async pass(
+    key: string,
+    reconciler: Reconciler,
+    doc: Document | undefined,
+    generation: number,
+    log: Logger,
+    prune = false,
+  ): Promise<Outcome> {
     const { journal } = this.deps;
     const view = await journal.view(key);
     const runId = view.record?.runId;
@@ -152,7 +161,7 @@ export class Controller {
       return { phase: 'Failed', reason: 'RebootLoop', message: failure.message, result: failure };
     }
     const observed = await reconciler.observe(doc, { log, journal: view });
-    const plan = reconciler.plan(doc, observed, Date.now());
+    const plan = prune ? this.prunePlan(reconciler, doc!, observed) : reconciler.plan(doc, observed, Date.now());
     if (plan.steps.length > 0 && doc) {
       if (plan.gated) {
         const failed = gateError(await this.deps.gates());
@@ -167,7 +176,16 @@ export class Controller {
       if (!plan.runId && plan.outcome.phase !== 'Waiting') await journal.finish(key, run);
     }
     if (plan.complete) await journal.complete(key, plan.complete.requestId, plan.complete.result);
+    if (prune && plan.outcome.phase === 'Ready') this.deps.desired.forget?.(key);
     return plan.outcome;
+  }
+
+  private prunePlan(reconciler: Reconciler, doc: Document, observed: unknown): Plan {
+    const plan = reconciler.prune?.(doc, observed, Date.now()) ?? {
+      steps: [],
+      outcome: { phase: 'Ready', reason: 'Pruned', message: 'removed; nothing to undo' },
+    };
+    return { ...plan, runId: plan.runId ?? `prune-${doc.metadata.generation ?? 0}` };
   }
 
   private fromError(key: string, err: unknown, log: Logger): Outcome {

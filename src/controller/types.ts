@@ -52,4 +52,6 @@ export interface Reconciler<D extends Document = Document, O = unknown, S extend
   observe(doc: D | undefined, ctx: ObserveContext): Promise<O>;
   plan(doc: D | undefined, observed: O, now: number): Plan<S>;
   execute(step: S, doc: D, ctx: ExecuteContext): Promise<void>;
+  /** Undo what a removed document made, when it asked to be pruned; absent = nothing to undo. */
+  prune?(doc: D, observed: O, now: number): Plan<S>;
 }

@@ -19,7 +19,12 @@ export interface Entry {
   generation: number;
   source: string;
   file: string;
+  /** Removed, but it asked to be pruned: kept until its reconciler has undone it. */
+  deleted?: true;
 }
+
+/** A document with this annotation set to "true" is undone on the device when it is removed. */
+export const PRUNE = 'inbm.dev/prune';
 
 interface IndexRecord {
   generation: number;
@@ -207,8 +212,15 @@ export class DesiredStore {
   }
 
   private drop(key: string): void {
-    this.entries.delete(key);
+    const entry = this.entries.get(key);
+    if (entry && !entry.deleted && entry.doc.metadata.annotations?.[PRUNE] === 'true') this.entries.set(key, { ...entry, deleted: true });
+    else this.entries.delete(key);
     this.onChange(key);
+  }
+
+  /** The controller has pruned a removed document: forget it. */
+  forget(key: string): void {
+    if (this.entries.get(key)?.deleted) this.entries.delete(key);
   }
 }
 

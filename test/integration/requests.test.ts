@@ -68,3 +68,38 @@ for (const gapMs of [5, 20, 35]) {
     assert.equal(await stopAgent(agent), 0);
   });
 }
+
+it('removing a document changes nothing on the device, unless it asked to be pruned', async () => {
+  const root = await makeRoot();
+  const agent = await startAgent(root);
+  const conf = () => readFile(join(root.dir, 'etc', 'intel_manageability.conf'), 'utf8');
+  const doc = (name: string, annotations: string, spec: string) =>
+    `apiVersion: inbm.dev/v1alpha1\nkind: Configuration\nmetadata: {name: ${name}${annotations}}\nspec: ${spec}\n`;
+  await drop(root, 'keep.yaml', doc('config-keep', '', '{set: {publishIntervalSeconds: "240"}}'));
+  await drop(
+    root,
+    'pruned.yaml',
+    doc(
+      'config-pruned',
+      ', annotations: {inbm.dev/prune: "true"}',
+      '{set: {maxCacheSize: "111"}, append: {trustedRepositories: ["https://prune.test"]}}',
+    ),
+  );
+  await until('both applied', async () => {
+    const c = await conf();
+    return c.includes('<publishIntervalSeconds>240<') && c.includes('<maxCacheSize>111<') && c.includes('https://prune.test')
+      ? true
+      : undefined;
+  });
+  const { rm } = await import('node:fs/promises');
+  await rm(join(root.desired, 'keep.yaml'));
+  await rm(join(root.desired, 'pruned.yaml'));
+  await until('pruned', async () => {
+    const c = await conf();
+    return c.includes('<maxCacheSize>100<') && !c.includes('https://prune.test') ? true : undefined;
+  });
+  assert.match(await conf(), /<publishIntervalSeconds>240</, 'the document without prune left its value');
+  const status = JSON.parse(await readFile(join(root.state, 'status', 'Configuration', 'config-pruned.json'), 'utf8'));
+  assert.equal(status.conditions.find((c: { type: string }) => c.type === 'Ready').reason, 'Pruned');
+  assert.equal(await stopAgent(agent), 0);
+});

@@ -96,3 +96,25 @@ describe('planConfiguration', () => {
     assert.deepEqual(planConfiguration(doc(spec), { conf, load: { done: true } }).steps, []);
   });
 });
+
+describe('pruneConfiguration', () => {
+  it('restores the defaults of the keys a removed document set and removes what it appended', async () => {
+    const { applyChanges, DEFAULT_CONF, parseConf } = await import('../../src/reconcilers/configuration/conffile.js');
+    const { pruneConfiguration } = await import('../../src/reconcilers/configuration/index.js');
+    const changed = applyChanges(parseConf(DEFAULT_CONF), {
+      set: { maxCacheSize: '150' },
+      append: { trustedRepositories: ['https://a.test'] },
+    });
+    const doc = {
+      apiVersion: 'inbm.dev/v1alpha1' as const,
+      kind: 'Configuration' as const,
+      metadata: { name: 'c' },
+      spec: { set: { maxCacheSize: '150' }, append: { trustedRepositories: ['https://a.test'] } },
+    };
+    const p = pruneConfiguration(doc, { conf: changed });
+    assert.equal(p.steps.length, 1);
+    assert.match(p.steps[0]!.text, /<maxCacheSize>100<\/maxCacheSize>/);
+    assert.doesNotMatch(p.steps[0]!.text, /a\.test/);
+    assert.equal(p.outcome.reason, 'Pruned');
+  });
+});

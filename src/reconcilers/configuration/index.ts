@@ -94,6 +94,24 @@ export function planConfiguration(doc: Configuration | undefined, o: ConfigObser
   };
 }
 
+const DEFAULTS = parseConf(DEFAULT_CONF);
+
+/** Pure: undo a removed document — keys it set go back to the shipped defaults, entries it appended go. */
+export function pruneConfiguration(doc: Configuration, o: ConfigObserved): Plan<ConfigStep> {
+  const set = doc.spec.set ? getValues(DEFAULTS, Object.keys(doc.spec.set)) : undefined;
+  const undo = { ...doc, spec: { ...(set ? { set } : {}), ...(doc.spec.append ? { remove: doc.spec.append } : {}) } };
+  const plan = planConfiguration(undo, o);
+  const message = `pruned: ${plan.steps.length > 0 ? 'restored' : 'already at'} ${Object.keys({ ...doc.spec.set, ...doc.spec.append }).join(', ') || 'nothing'}`;
+  return {
+    ...plan,
+    outcome: {
+      ...plan.outcome,
+      reason: plan.outcome.phase === 'Ready' ? 'Pruned' : plan.outcome.reason,
+      message: plan.outcome.phase === 'Ready' ? message : plan.outcome.message,
+    },
+  };
+}
+
 /**
  * Cheap check that the file already says what the document asks, without rebuilding it; any
  * doubt (unknown key, a value written differently) falls through to the full apply-and-compare.
@@ -155,6 +173,7 @@ export function configurationReconciler(opts: ConfigurationOptions): Reconciler<
       return observed;
     },
     plan: (doc, observed) => planConfiguration(doc, observed),
+    prune: (doc, observed) => pruneConfiguration(doc, observed),
     async execute(step) {
       await copyFile(opts.confFile, `${opts.confFile}_bak`).catch(() => {});
       await writeFileAtomic(opts.confFile, step.text);
