@@ -37,6 +37,22 @@ export const Settings = z
       })
       .strict()
       .prefault({}),
+    cloud: z
+      .object({
+        mqtt: z
+          .object({
+            url: z.string().regex(/^mqtts?:\/\//, 'an mqtt:// or mqtts:// URL'),
+            clientId: z.string().min(1).optional(),
+            caFile: AbsPath.optional(),
+            certFile: AbsPath.optional(),
+            keyFile: AbsPath.optional(),
+          })
+          .strict()
+          .optional()
+          .describe('broker to connect to; absent = the embedded local broker (issue 6)'),
+      })
+      .strict()
+      .prefault({}),
     logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal']).default('info'),
     resyncSeconds: z.number().int().min(1).max(86400).default(300),
     rebootGraceSeconds: z.number().int().min(1).max(3600).default(120).describe('how long a reboot may take to happen'),

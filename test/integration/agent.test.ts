@@ -188,3 +188,31 @@ describe('configuration by every route', () => {
     assert.match(JSON.parse(r.stdout).message, /expected to be under/);
   });
 });
+
+describe('settings', () => {
+  it('an invalid settings file stops the agent with the field named', async () => {
+    const { mkdtemp: mk } = await import('node:fs/promises');
+    const bad = await mk(join(tmpdir(), 'inbm-settings-'));
+    await mkdir(join(bad, 'etc', 'inbm'), { recursive: true });
+    await writeFile(join(bad, 'etc', 'inbm', 'agent.yaml'), 'commands:\n  reboot: /sbin/reboot\nresyncSeconds: 0\n');
+    const r = spawnSync(process.execPath, [BIN, '--root', bad, 'agent'], { encoding: 'utf8', timeout: 10_000 });
+    assert.equal(r.status, 1);
+    assert.match(r.stderr, /settings .*agent\.yaml: commands\.reboot: /);
+  });
+
+  it('a configuration load by YAML document, once per requestId', async () => {
+    const cache = join(root, 'var', 'cache', 'manageability');
+    await writeFile(
+      join(cache, 'yaml-load.conf'),
+      (await conf()).replace(/<maxCacheSize>\d+<\/maxCacheSize>/, '<maxCacheSize>144</maxCacheSize>'),
+    );
+    const file = join(root, 'load.yaml');
+    await writeFile(
+      file,
+      `apiVersion: inbm.dev/v1alpha1\nkind: Configuration\nmetadata: {name: config-load-yaml}\nspec:\n  load: {requestId: y1, source: {path: ${join(cache, 'yaml-load.conf')}}}\n`,
+    );
+    const r = inbm('apply', file, '--wait');
+    assert.deepEqual(JSON.parse(r.stdout), { status: 200, message: 'Configuration load: SUCCESSFUL', job_id: '' });
+    assert.match(await conf(), /<maxCacheSize>144<\/maxCacheSize>/);
+  });
+});
