@@ -182,7 +182,7 @@ export class DesiredStore {
    */
   async settled(key: string, phase: string): Promise<void> {
     const entry = this.entries.get(key);
-    if (!entry || !entry.file.endsWith('.xml') || !['Ready', 'Stalled', 'Failed'].includes(phase)) return;
+    if (!entry?.file.endsWith('.xml') || !['Ready', 'Stalled', 'Failed'].includes(phase)) return;
     const keys = this.byFile.get(entry.file) ?? [];
     this.settledKeys.add(key);
     if (!keys.every((k) => this.settledKeys.has(k))) return;

@@ -98,7 +98,6 @@ export class StatusWriter {
           : [...history, { time: now, phase: update.phase, message: update.message }].slice(-HISTORY),
       updatedAt: now,
     };
-    if (prev && sameExceptTime(prev, next)) return prev;
     this.cache.set(`${kind}/${name}`, next);
     await writeFileAtomic(statusPath(this.stateDir, kind, name), `${JSON.stringify(next, null, 2)}\n`);
     return next;
@@ -165,9 +164,6 @@ function unchanged(
         prev.lastResult.job_id === u.result.job_id))
   );
 }
-
-const sameExceptTime = (a: ResourceStatus, b: ResourceStatus) =>
-  JSON.stringify({ ...a, updatedAt: '' }) === JSON.stringify({ ...b, updatedAt: '' });
 
 export async function readJson<T>(path: string): Promise<T | undefined> {
   try {

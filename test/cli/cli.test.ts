@@ -7,6 +7,7 @@ import { join, resolve } from 'node:path';
 import { describe, it } from 'node:test';
 import { parseAllDocuments } from 'yaml';
 import { FIXTURES } from '../fixtures.js';
+import { until } from '../until.js';
 
 const BIN = resolve(import.meta.dirname, '..', '..', 'dist', 'src', 'cli', 'main.js');
 const inbm = (args: string[], input?: string) => spawnSync(process.execPath, [BIN, ...args], { input, encoding: 'utf8' });
@@ -126,11 +127,7 @@ describe('inbm status', () => {
     const watch = spawn(process.execPath, [BIN, '--root', root, 'status', '--watch'], { stdio: ['ignore', 'pipe', 'ignore'] });
     let out = '';
     watch.stdout.on('data', (d) => (out += d));
-    const seen = (re: RegExp) =>
-      new Promise<void>((resolve, reject) => {
-        const t = setInterval(() => re.test(out) && (clearInterval(t), resolve()), 20);
-        setTimeout(() => (clearInterval(t), reject(new Error(`not seen ${re}: ${out}`))), 5000);
-      });
+    const seen = (re: RegExp) => until(`${re}`, async () => (re.test(out) ? true : undefined), 5000);
     await seen(/Waiting/);
     await write('Ready', 'Reboot SUCCESSFUL.');
     await seen(/Ready\s+1\/1\s+Reboot SUCCESSFUL\./);

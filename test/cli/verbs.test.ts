@@ -1,17 +1,15 @@
 /** INBC-style verbs of the built `inbm` against a real agent process on a temp root. */
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn } from 'node:child_process';
-import { chmod, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { spawn } from 'node:child_process';
+import { readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { BIN, makeRoot, type Root, type Running, startAgent, stopAgent } from '../integration/harness.js';
 import { until } from '../until.js';
 
-const BIN = resolve(import.meta.dirname, '..', '..', 'dist', 'src', 'cli', 'main.js');
-
+let harness: Root;
 let root: string;
-let agent: ChildProcess;
-let logs = '';
+let agent: Running;
 
 interface Run {
   status: number | null;
@@ -48,22 +46,13 @@ const dropped = async () =>
     .sort();
 
 before(async () => {
-  root = await mkdtemp(join(tmpdir(), 'inbm-verbs-'));
-  const script = join(root, 'fake-reboot.sh');
-  await writeFile(script, `#!/bin/sh\necho "$@" >> ${join(root, 'reboots.log')}\n`);
-  await chmod(script, 0o755);
-  await mkdir(join(root, 'etc', 'inbm'), { recursive: true });
-  await writeFile(join(root, 'etc', 'inbm', 'agent.yaml'), `commands:\n  reboot: [${script}, -r]\nlogLevel: debug\n`);
-  agent = spawn(process.execPath, [BIN, '--root', root, 'agent'], { stdio: ['ignore', 'pipe', 'pipe'] });
-  agent.stdout!.on('data', (d) => (logs += d));
-  agent.stderr!.on('data', (d) => (logs += d));
-  await until('agent ready', async () => (logs.includes('agent ready') ? true : undefined));
+  harness = await makeRoot('logLevel: debug\n');
+  root = harness.dir;
+  agent = await startAgent(harness);
 });
 
 after(async () => {
-  agent.kill('SIGTERM');
-  const code = await new Promise((r) => agent.once('exit', r));
-  assert.equal(code, 0, 'agent exits 0 on SIGTERM');
+  assert.equal(await stopAgent(agent), 0, 'agent exits 0 on SIGTERM');
   await rm(root, { recursive: true, force: true });
 });
 
@@ -175,6 +164,6 @@ describe('inbm INBC-style verbs against a running agent', () => {
     const r = await inbm('restart');
     assert.equal(r.status, 0, r.stdout + r.stderr);
     assert.deepEqual(result(r), { status: 200, message: 'Restart Command Success', job_id: '' });
-    assert.equal((await readFile(join(root, 'reboots.log'), 'utf8')).trim(), '-r');
+    assert.equal((await readFile(harness.rebootLog, 'utf8')).trim(), 'reboot');
   });
 });

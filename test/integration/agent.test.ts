@@ -1,45 +1,32 @@
 /** The agent as a real process on a temp root: file drops, apply --wait, config and power, status files. */
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { chmod, mkdir, mkdtemp, readFile, rename, writeFile } from 'node:fs/promises';
+import { spawnSync } from 'node:child_process';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { until } from '../until.js';
+import { BIN, drop as dropInto, makeRoot, type Root, type Running, startAgent, stopAgent } from './harness.js';
 
-const BIN = resolve(import.meta.dirname, '..', '..', 'dist', 'src', 'cli', 'main.js');
 const SECRET = 'pl4nted-s3cret-Zq9';
 
+let harness: Root;
 let root: string;
-let agent: ChildProcess;
-let logs = '';
+let agent: Running;
 const inbm = (...args: string[]) => spawnSync(process.execPath, [BIN, '--root', root, ...args], { encoding: 'utf8' });
 const conf = () => readFile(join(root, 'etc', 'intel_manageability.conf'), 'utf8');
 
-async function drop(name: string, text: string): Promise<void> {
-  const dir = join(root, 'var', 'lib', 'inbm', 'desired-state');
-  await writeFile(join(dir, `.${name}.tmp`), text);
-  await rename(join(dir, `.${name}.tmp`), join(dir, name));
-}
+const drop = (name: string, text: string) => dropInto(harness, name, text);
 
 before(async () => {
-  root = await mkdtemp(join(tmpdir(), 'inbm-agent-'));
-  const script = join(root, 'fake-reboot.sh');
-  await writeFile(script, `#!/bin/sh\necho "$@" >> ${join(root, 'reboots.log')}\n`);
-  await chmod(script, 0o755);
-  await mkdir(join(root, 'etc', 'inbm'), { recursive: true });
-  await writeFile(join(root, 'etc', 'inbm', 'agent.yaml'), `commands:\n  reboot: [${script}, -r]\nlogLevel: debug\n`);
-  agent = spawn(process.execPath, [BIN, '--root', root, 'agent'], { stdio: ['ignore', 'pipe', 'pipe'] });
-  agent.stdout!.on('data', (d) => (logs += d));
-  agent.stderr!.on('data', (d) => (logs += d));
-  await until('agent ready', async () => (logs.includes('agent ready') ? true : undefined));
+  harness = await makeRoot('logLevel: debug\n');
+  root = harness.dir;
+  agent = await startAgent(harness);
 });
 
 after(async () => {
-  agent.kill('SIGTERM');
-  const code = await new Promise((r) => agent.once('exit', r));
-  assert.equal(code, 0, 'agent exits 0 on SIGTERM');
-  assert.ok(!logs.includes(SECRET), 'a planted secret never reaches the logs');
+  assert.equal(await stopAgent(agent), 0, 'agent exits 0 on SIGTERM');
+  assert.ok(!agent.output().includes(SECRET), 'a planted secret never reaches the logs');
 });
 
 describe('inbm agent on a temp root', () => {
@@ -122,7 +109,7 @@ describe('inbm agent on a temp root', () => {
       return s.lastResult ? s : undefined;
     });
     assert.deepEqual(status.lastResult, { status: 200, message: 'Restart Command Success', job_id: '' });
-    assert.equal((await readFile(join(root, 'reboots.log'), 'utf8')).trim(), '-r');
+    assert.equal((await readFile(harness.rebootLog, 'utf8')).trim(), 'reboot');
     assert.equal(r.status, 0, r.stdout);
     assert.deepEqual(JSON.parse(r.stdout), { status: 200, message: 'Restart Command Success', job_id: '' });
   });
