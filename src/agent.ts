@@ -3,13 +3,13 @@
  * controller. Nothing else creates drivers or holds process-wide state.
  */
 import { randomUUID } from 'node:crypto';
-import { mkdir, readFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { Controller } from './controller/controller.js';
 import { type GateRun, preInstallGates, runGates } from './controller/gates/index.js';
 import { Journal } from './controller/journal.js';
 import type { Reconciler } from './controller/types.js';
-import { writeFileAtomic } from './core/atomic.js';
+import { sweepTempFiles, writeFileAtomic } from './core/atomic.js';
 import { createLogger, type Logger } from './core/log.js';
 import { InbmError, Status } from './core/result.js';
 import { VERSION } from './core/version.js';
@@ -42,6 +42,17 @@ export async function startAgent(options: { root?: string; logLevel?: string }):
     if (crashAt && point === crashAt) process.kill(process.pid, 'SIGKILL');
   });
   await journal.noteBoot();
+  const statusDirs = (await readdir(join(paths.stateDir, 'status')).catch(() => [] as string[])).map((d) =>
+    join(paths.stateDir, 'status', d),
+  );
+  const swept = await sweepTempFiles([
+    paths.stateDir,
+    join(paths.stateDir, 'journal'),
+    join(paths.stateDir, 'secrets'),
+    dirname(paths.confFile),
+    ...statusDirs,
+  ]);
+  if (swept > 0) log.info({ swept }, 'removed temp files of an interrupted write');
   const status = new StatusWriter(paths.stateDir);
   const reconcilers = buildReconcilers(settings);
   let controller: Controller | undefined;

@@ -1,4 +1,4 @@
-import { mkdir, open, rename, unlink } from 'node:fs/promises';
+import { mkdir, open, readdir, rename, unlink } from 'node:fs/promises';
 import { dirname } from 'node:path';
 
 let counter = 0;
@@ -28,4 +28,22 @@ export async function writeFileAtomic(path: string, data: string | Uint8Array, m
   } finally {
     await dh.close();
   }
+}
+
+const OUR_TEMP = /^\.\d+\.\d+\.tmp$/;
+
+/**
+ * Removes temp files writeFileAtomic left behind when a process died between write and rename.
+ * Run at start by the only writer of these directories, so none of them is in use.
+ */
+export async function sweepTempFiles(dirs: readonly string[]): Promise<number> {
+  let removed = 0;
+  for (const dir of dirs) {
+    for (const name of await readdir(dir).catch(() => [] as string[])) {
+      if (!OUR_TEMP.test(name)) continue;
+      await unlink(`${dir}/${name}`).catch(() => {});
+      removed++;
+    }
+  }
+  return removed;
 }

@@ -46,6 +46,16 @@ function statusReader(roots: Root[]) {
   };
 }
 
+/** Temp files of atomic writes anywhere the agent writes state. */
+async function leftovers(root: Root): Promise<string[]> {
+  const dirs = [root.state, join(root.state, 'journal'), join(root.dir, 'etc')];
+  for (const d of await readdir(join(root.state, 'status')).catch(() => [] as string[])) dirs.push(join(root.state, 'status', d));
+  const found: string[] = [];
+  for (const d of dirs)
+    for (const f of await readdir(d).catch(() => [] as string[])) if (/^\.\d+\.\d+\.tmp$/.test(f)) found.push(join(d, f));
+  return found;
+}
+
 const roots: Root[] = [];
 const reader = statusReader(roots);
 after(async () => {
@@ -75,6 +85,7 @@ describe('SIGKILL at every journalled step of a config change', () => {
       const conf = await readFile(join(root.dir, 'etc', 'intel_manageability.conf'), 'utf8');
       assert.match(conf, /<maxCacheSize>177<\/maxCacheSize>/);
       assert.equal(await stopAgent(agent), 0);
+      assert.deepEqual(await leftovers(root), [], 'no temp file of the interrupted write is left');
     });
   }
 });
