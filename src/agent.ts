@@ -105,7 +105,7 @@ export async function startAgent(options: { root?: string; logLevel?: string }):
 export function buildReconcilers(settings: Resolved): Map<string, Reconciler> {
   const { paths, commands } = settings;
   const list = [
-    configurationReconciler({ confFile: paths.confFile, cacheDir: paths.cacheDir }),
+    configurationReconciler({ confFile: paths.confFile, cacheDir: paths.cacheDir, otaCertFile: paths.otaCert }),
     powerReconciler({
       ...(commands.reboot ? { reboot: commands.reboot } : {}),
       ...(commands.shutdown ? { shutdown: commands.shutdown } : {}),

@@ -26,6 +26,7 @@ export const Settings = z
         powerSupplyDir: AbsPath.default('/sys/class/power_supply'),
         routeFile: AbsPath.default('/proc/net/route'),
         osRelease: AbsPath.default('/etc/os-release'),
+        otaCert: AbsPath.default('/etc/intel-manageability/public/dispatcher-agent/ota_signature_cert.pem'),
       })
       .strict()
       .prefault({}),

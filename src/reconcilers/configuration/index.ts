@@ -3,21 +3,25 @@
  * (each pass makes the file hold them); load replaces the whole file once per requestId. The
  * whole resulting file is validated before it replaces the old one, which is kept as a backup.
  */
-import { copyFile, readFile, stat } from 'node:fs/promises';
+import { copyFile, readFile, rm, stat } from 'node:fs/promises';
 import { dirname, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Plan, Reconciler, Step } from '../../controller/types.js';
 import { writeFileAtomic } from '../../core/atomic.js';
 import { InbmError, ok, Status } from '../../core/result.js';
 import type { DocumentOf } from '../../desired/kinds/index.js';
+import { download } from '../../drivers/download/fetch.js';
+import { checkSignature, type HashAlgorithm, loadVerifyKey } from '../../drivers/download/signature.js';
 import { applyChanges, type Conf, type ConfChanges, DEFAULT_CONF, getValues, parseConf, sameConf, serializeConf } from './conffile.js';
 
 type Configuration = DocumentOf<'Configuration'>;
 
 export interface ConfigurationOptions {
   confFile: string;
-  /** Local load paths must be directly under this directory (as in the reference). */
+  /** Local load paths must be directly under this directory (as in the reference); downloads land here. */
   cacheDir: string;
+  /** When this file exists, a load must carry a valid signature. */
+  otaCertFile?: string;
 }
 
 export type ConfigStep = Step & { type: 'write'; text: string };
@@ -161,7 +165,7 @@ export function configurationReconciler(opts: ConfigurationOptions): Reconciler<
         observed.load = { done };
         if (!done) {
           try {
-            const text = await readLoadSource(load.source, opts.cacheDir);
+            const text = await readLoadSource(load.source, opts, observed.conf);
             parseConf(text); // the whole new file must be valid before it replaces anything
             observed.load.text = text;
           } catch (err) {
@@ -181,19 +185,38 @@ export function configurationReconciler(opts: ConfigurationOptions): Reconciler<
   };
 }
 
-async function readLoadSource(source: { url?: string | undefined; path?: string | undefined }, cacheDir: string): Promise<string> {
+interface LoadSource {
+  url?: string | undefined;
+  path?: string | undefined;
+  signature?: string | undefined;
+  hashAlgorithm?: HashAlgorithm | undefined;
+}
+
+/**
+ * The new file's text: a local file directly under the cache directory (as the reference
+ * demands), or a download from a trusted repository. With an OTA certificate provisioned the
+ * signature is mandatory and checked before the text is used.
+ */
+async function readLoadSource(source: LoadSource, opts: ConfigurationOptions, conf: Conf | undefined): Promise<string> {
   let path = source.path;
-  if (source.url) {
-    if (!source.url.startsWith('file:')) {
-      throw new InbmError(Status.INSTALL_FAILED, 'remote fetch is not available yet (use a file under the cache directory)');
-    }
-    path = fileURLToPath(source.url);
+  let downloaded = false;
+  if (source.url?.startsWith('file:')) path = fileURLToPath(source.url);
+  else if (source.url) {
+    const trusted = conf ? getValues(conf, ['trustedRepositories']).trustedRepositories!.split('\n').filter(Boolean) : [];
+    path = (await download(source.url, { dir: opts.cacheDir, trusted, name: `config-load-${process.pid}.conf` })).path;
+    downloaded = true;
   }
   const full = resolve(path ?? '');
-  if (relative(cacheDir, dirname(full)) !== '') {
-    throw new InbmError(Status.INSTALL_FAILED, `Invalid configuration load path. The conf file is expected to be under ${cacheDir}`);
+  try {
+    if (!downloaded && relative(opts.cacheDir, dirname(full)) !== '') {
+      throw new InbmError(Status.INSTALL_FAILED, `Invalid configuration load path. The conf file is expected to be under ${opts.cacheDir}`);
+    }
+    const cert = opts.otaCertFile && (await stat(opts.otaCertFile).catch(() => undefined)) ? opts.otaCertFile : undefined;
+    if (cert) await checkSignature(full, source.signature, await loadVerifyKey(cert), source.hashAlgorithm);
+    return await readFile(full, 'utf8').catch((err: NodeJS.ErrnoException) => {
+      throw new InbmError(Status.INSTALL_FAILED, `cannot read ${full}: ${err.code ?? err.message}`);
+    });
+  } finally {
+    if (downloaded) await rm(full, { force: true });
   }
-  return readFile(full, 'utf8').catch((err: NodeJS.ErrnoException) => {
-    throw new InbmError(Status.INSTALL_FAILED, `cannot read ${full}: ${err.code ?? err.message}`);
-  });
 }
