@@ -13,7 +13,9 @@ import { sweepTempFiles, writeFileAtomic } from './core/atomic.js';
 import { createLogger, type Logger } from './core/log.js';
 import { InbmError, Status } from './core/result.js';
 import { VERSION } from './core/version.js';
+import { readSecret } from './desired/secrets.js';
 import { DesiredStore } from './desired/store.js';
+import { applicationReconciler } from './reconcilers/application/index.js';
 import { configurationReconciler, ensureConfFile, readConfValues } from './reconcilers/configuration/index.js';
 import { powerReconciler } from './reconcilers/power/index.js';
 import { loadSettings, type Resolved, under } from './settings.js';
@@ -111,6 +113,14 @@ export function buildReconcilers(settings: Resolved): Map<string, Reconciler> {
       ...(commands.shutdown ? { shutdown: commands.shutdown } : {}),
       secretsVolume: under(settings.root, '/var/intel-manageability/secret.img'),
       graceMs: settings.rebootGraceSeconds * 1000,
+    }),
+    applicationReconciler({
+      cacheDir: paths.cacheDir,
+      otaCertFile: paths.otaCert,
+      ...(commands.installPackage ? { install: commands.installPackage } : {}),
+      ...(commands.reboot ? { reboot: commands.reboot } : {}),
+      trusted: async () => (await readConfValues(paths.confFile, ['trustedRepositories'])).trustedRepositories!.split('\n').filter(Boolean),
+      credentials: (name) => readSecret(join(paths.stateDir, 'secrets'), name),
     }),
   ] as unknown as Reconciler[];
   return new Map(list.map((r) => [r.kind, r]));

@@ -35,6 +35,7 @@ export const Settings = z
         reboot: Command.optional(),
         shutdown: Command.optional(),
         serviceCheck: Command.optional().describe('e.g. [systemctl, is-active, --quiet, "{service}"]'),
+        installPackage: Command.optional().describe('installs a fetched .deb, e.g. [dpkg, -i, "{file}"]'),
       })
       .strict()
       .prefault({}),
@@ -68,6 +69,7 @@ const HOST_COMMANDS = {
   reboot: ['/sbin/shutdown', '-r', 'now'],
   shutdown: ['/sbin/shutdown', '-h', 'now'],
   serviceCheck: ['systemctl', 'is-active', '--quiet', '{service}'],
+  installPackage: ['dpkg', '-i', '{file}'],
 };
 
 export const SETTINGS_FILE = '/etc/inbm/agent.yaml';

@@ -169,9 +169,16 @@ export class Controller {
       }
       this.current = key;
       const run = plan.runId ?? `generation-${generation}`;
-      for (const step of plan.steps) {
-        log.info({ step: step.id }, step.description);
-        await journal.step(key, run, step.id, () => reconciler.execute(step, doc, { log, signal: this.abort.signal }));
+      try {
+        for (const step of plan.steps) {
+          log.info({ step: step.id }, step.description);
+          await journal.step(key, run, step.id, () => reconciler.execute(step, doc, { log, signal: this.abort.signal }));
+        }
+      } catch (err) {
+        // A one-shot request that failed for good is finished: it is reported, never retried.
+        if (plan.complete && !(err instanceof InbmError && err.retryable))
+          await journal.complete(key, plan.complete.requestId, resultOf(err));
+        throw err;
       }
       if (!plan.runId && plan.outcome.phase !== 'Waiting') await journal.finish(key, run);
     }

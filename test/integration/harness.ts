@@ -25,6 +25,13 @@ export async function makeRoot(settings = '', rebootSeconds = 0): Promise<Root> 
     `#!/bin/sh\nsleep ${rebootSeconds}\necho reboot >> ${rebootLog}\necho "boot-$$" > ${bootId}.new && mv ${bootId}.new ${bootId}\n`,
   );
   await chmod(script, 0o755);
+  // The machine files the health gates read: enough memory and a default route.
+  await mkdir(join(dir, 'proc', 'net'), { recursive: true });
+  await writeFile(join(dir, 'proc', 'meminfo'), 'MemTotal:       8000000 kB\nMemAvailable:   4000000 kB\n');
+  await writeFile(
+    join(dir, 'proc', 'net', 'route'),
+    'Iface\tDestination\tGateway\tFlags\tRefCnt\tUse\tMetric\tMask\tMTU\tWindow\tIRTT\neth0\t00000000\t0100000A\t0003\t0\t0\t0\t00000000\t0\t0\t0\n',
+  );
   await mkdir(join(dir, 'etc', 'inbm'), { recursive: true });
   await writeFile(join(dir, 'etc', 'inbm', 'agent.yaml'), `commands:\n  reboot: [${script}]\n${settings}`);
   return { dir, state: join(dir, 'var', 'lib', 'inbm'), desired: join(dir, 'var', 'lib', 'inbm', 'desired-state'), rebootLog };
