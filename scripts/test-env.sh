@@ -17,7 +17,9 @@
 #            bridge network: containers must use network "none" (compose: network_mode: none).
 #   image    inbm-test/busybox:1 — `docker import` of /bin/busybox (busybox-static) + applet
 #            links, CMD /bin/sh. No outside registry is reachable; this is the only base image.
-#   tools    docker, docker-compose 1.29.2 (v1; honours DOCKER_HOST), docker-registry, htpasswd.
+#   tools    /usr/bin/docker 20.10, docker-compose 1.29.2 (v1; honours DOCKER_HOST),
+#            docker-registry, htpasswd. (A docker 28 CLI may sit earlier in PATH, in
+#            /usr/local/bin: it works against this engine too; there is no `docker compose` v2.)
 #   registry (--registry) http://127.0.0.1:5555, storage /var/lib/inbm-test/registry. Docker
 #            treats 127.0.0.0/8 registries as insecure-allowed, so no --insecure-registry flag.
 #
@@ -130,7 +132,10 @@ fi
 # ---- 1. packages ---------------------------------------------------------------------------
 missing=()
 for p in "${PACKAGES[@]}"; do
-  dpkg -s "$p" 2>/dev/null | grep -qx 'Status: install ok installed' || missing+=("$p")
+  # Captured, not piped into `grep -q`: with pipefail, grep quitting early can SIGPIPE dpkg and
+  # make an installed package look missing.
+  st="$(dpkg -s "$p" 2>/dev/null)" || st=
+  [[ "$st" == *$'\nStatus: install ok installed'* ]] || missing+=("$p")
 done
 if [ "${#missing[@]}" -gt 0 ]; then
   say "installing ${missing[*]}"
@@ -140,7 +145,10 @@ if [ "${#missing[@]}" -gt 0 ]; then
 fi
 
 export DOCKER_HOST="$DOCKER_HOST_URL"
-engine_up() { timeout 10 docker version --format '{{.Server.Version}}' >/dev/null 2>&1; }
+# Debian's CLI by full path: some machines of this kind also carry a newer static docker CLI in
+# /usr/local/bin, ahead in PATH (it negotiates down to this engine's API and works too).
+docker() { /usr/bin/docker "$@"; }
+engine_up() { timeout 10 /usr/bin/docker version --format '{{.Server.Version}}' >/dev/null 2>&1; }
 
 # ---- 2. private dockerd --------------------------------------------------------------------
 storage_driver() {
@@ -179,10 +187,13 @@ start_dockerd() {
     -H "$DOCKER_HOST_URL" --storage-driver "$driver"
   )
   # --ip6tables exists from 20.10 on (off by default); pass it only where it is known.
-  if dockerd --help 2>&1 | grep -q -- '--ip6tables'; then flags+=(--ip6tables=false); fi
+  local help
+  help="$(dockerd --help 2>&1)" || true
+  if [[ "$help" == *--ip6tables* ]]; then flags+=(--ip6tables=false); fi
   say "starting dockerd (storage driver $driver), log $LOG"
   printf '\n==== %s dockerd %s\n' "$(date -Is)" "${flags[*]}" >>"$LOG"
-  setsid nohup dockerd "${flags[@]}" </dev/null >>"$LOG" 2>&1 &
+  # 9>&-: the daemon must not inherit the lock, or every later call would wait on it forever.
+  setsid nohup dockerd "${flags[@]}" </dev/null >>"$LOG" 2>&1 9>&- &
 }
 
 if ! engine_up; then
@@ -251,7 +262,7 @@ http:
   addr: $REG_ADDR
 EOF
     say "starting docker-registry on $REG_ADDR, log $REG_LOG"
-    setsid nohup docker-registry serve "$REG_CONFIG" </dev/null >>"$REG_LOG" 2>&1 &
+    setsid nohup docker-registry serve "$REG_CONFIG" </dev/null >>"$REG_LOG" 2>&1 9>&- &
     echo $! >"$REG_PIDFILE"
     deadline=$((SECONDS + WAIT))
     until reg_up; do

@@ -15,8 +15,10 @@ import { InbmError, Status } from './core/result.js';
 import { VERSION } from './core/version.js';
 import { readSecret } from './desired/secrets.js';
 import { DesiredStore } from './desired/store.js';
+import { DockerDriver } from './drivers/docker.js';
 import { applicationReconciler } from './reconcilers/application/index.js';
 import { configurationReconciler, ensureConfFile, readConfValues } from './reconcilers/configuration/index.js';
+import { containerImageReconciler } from './reconcilers/container-image/index.js';
 import { powerReconciler } from './reconcilers/power/index.js';
 import { loadSettings, type Resolved, under } from './settings.js';
 import { StatusWriter } from './status/files.js';
@@ -106,6 +108,9 @@ export async function startAgent(options: { root?: string; logLevel?: string }):
 
 export function buildReconcilers(settings: Resolved): Map<string, Reconciler> {
   const { paths, commands } = settings;
+  const trusted = async () =>
+    (await readConfValues(paths.confFile, ['trustedRepositories'])).trustedRepositories!.split('\n').filter(Boolean);
+  const credentials = (name: string) => readSecret(join(paths.stateDir, 'secrets'), name);
   const list = [
     configurationReconciler({ confFile: paths.confFile, cacheDir: paths.cacheDir, otaCertFile: paths.otaCert }),
     powerReconciler({
@@ -114,13 +119,19 @@ export function buildReconcilers(settings: Resolved): Map<string, Reconciler> {
       secretsVolume: under(settings.root, '/var/intel-manageability/secret.img'),
       graceMs: settings.rebootGraceSeconds * 1000,
     }),
+    containerImageReconciler({
+      docker: new DockerDriver(settings.docker.socket),
+      cacheDir: paths.cacheDir,
+      trusted,
+      credentials,
+    }),
     applicationReconciler({
       cacheDir: paths.cacheDir,
       otaCertFile: paths.otaCert,
       ...(commands.installPackage ? { install: commands.installPackage } : {}),
       ...(commands.reboot ? { reboot: commands.reboot } : {}),
-      trusted: async () => (await readConfValues(paths.confFile, ['trustedRepositories'])).trustedRepositories!.split('\n').filter(Boolean),
-      credentials: (name) => readSecret(join(paths.stateDir, 'secrets'), name),
+      trusted,
+      credentials,
     }),
   ] as unknown as Reconciler[];
   return new Map(list.map((r) => [r.kind, r]));

@@ -39,6 +39,10 @@ export const Settings = z
       })
       .strict()
       .prefault({}),
+    docker: z
+      .object({ socket: AbsPath.default('/var/run/docker.sock').describe('the engine, unless DOCKER_HOST is set; not moved by --root') })
+      .strict()
+      .prefault({}),
     cloud: z
       .object({
         mqtt: z

@@ -48,13 +48,17 @@ function image(ctx: Context, a: Aota, containerTag: string, artifact: ArtifactIn
         ...opt('artifact', artifact),
         ...opt('registry', registry),
       },
-      container: {
-        run: true,
-        // The reference runs imported root filesystems with /bin/true (it forces execcmd on import).
-        ...opt('command', a.cmd === 'import' ? '/bin/true' : params?.execcmd),
-        ...opt('devices', params?.device ? [params.device] : undefined),
-        ...opt('ports', params?.port ? [params.port] : undefined),
-      },
+      // The reference "starts" an imported root filesystem with /bin/true, which exits at once:
+      // a container that cannot stay up would never pass the soak, so import means the image only.
+      container:
+        a.cmd === 'import'
+          ? { run: false }
+          : {
+              run: true,
+              ...opt('command', params?.execcmd),
+              ...opt('devices', params?.device ? [params.device] : undefined),
+              ...opt('ports', params?.port ? [params.port] : undefined),
+            },
     }),
   );
 }

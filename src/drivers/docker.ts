@@ -1,0 +1,161 @@
+/**
+ * The only code that talks to the Docker engine (dockerode, loaded lazily: it is the heaviest
+ * import). The engine is found through DOCKER_HOST or the given socket, independent of --root.
+ */
+import { createReadStream } from 'node:fs';
+import type Dockerode from 'dockerode';
+import { InbmError, Status } from '../core/result.js';
+
+export const LABEL_RESOURCE = 'inbm.dev/resource';
+export const LABEL_VERSION = 'inbm.dev/version';
+
+export interface ContainerState {
+  id: string;
+  name: string;
+  version: string;
+  running: boolean;
+  /** healthy / unhealthy / starting, or undefined when the image defines no health check */
+  health?: string;
+  exitCode: number;
+}
+
+export interface RunSpec {
+  name: string;
+  image: string;
+  resource: string;
+  version: string;
+  command?: string;
+  restartPolicy: 'no' | 'always' | 'unless-stopped' | 'on-failure';
+}
+
+export class DockerDriver {
+  private client: Promise<Dockerode> | undefined;
+
+  constructor(private readonly socketPath?: string) {}
+
+  private docker(): Promise<Dockerode> {
+    this.client ??= import('dockerode').then(({ default: Docker }) => {
+      const host = process.env.DOCKER_HOST;
+      if (host?.startsWith('unix://')) return new Docker({ socketPath: host.slice('unix://'.length) });
+      return host ? new Docker() : new Docker({ socketPath: this.socketPath ?? '/var/run/docker.sock' });
+    });
+    return this.client;
+  }
+
+  /** Tags present locally for a repository ("repo:tag" → tag). */
+  async tags(repo: string): Promise<string[]> {
+    const d = await this.docker();
+    const images = await engine(() => d.listImages({ filters: JSON.stringify({ reference: [repo] }) }));
+    return images
+      .flatMap((i) => i.RepoTags ?? [])
+      .filter((t) => t.startsWith(`${repo}:`))
+      .map((t) => t.slice(repo.length + 1));
+  }
+
+  async containers(resource: string): Promise<ContainerState[]> {
+    const d = await this.docker();
+    const list = await engine(() => d.listContainers({ all: true, filters: JSON.stringify({ label: [`${LABEL_RESOURCE}=${resource}`] }) }));
+    return Promise.all(list.map((c) => this.inspect(c.Id)));
+  }
+
+  async inspect(id: string): Promise<ContainerState> {
+    const d = await this.docker();
+    const c = await engine(() => d.getContainer(id).inspect());
+    return {
+      id: c.Id,
+      name: c.Name.replace(/^\//, ''),
+      version: c.Config.Labels?.[LABEL_VERSION] ?? '',
+      running: c.State.Running,
+      ...(c.State.Health?.Status ? { health: c.State.Health.Status } : {}),
+      exitCode: c.State.ExitCode,
+    };
+  }
+
+  /** docker import of a root filesystem tarball. */
+  async importImage(file: string, repo: string, tag: string): Promise<void> {
+    const d = await this.docker();
+    const stream = await engine(() => d.importImage(createReadStream(file) as never, { repo, tag }));
+    await follow(d, stream, 'import');
+  }
+
+  /** docker load of an image tarball; its failures arrive only inside the progress stream. */
+  async loadImage(file: string): Promise<void> {
+    const d = await this.docker();
+    const stream = await engine(() => d.loadImage(createReadStream(file) as never, { quiet: true }));
+    await follow(d, stream, 'load');
+  }
+
+  async pull(ref: string, auth?: { username: string; password: string; serveraddress: string }): Promise<void> {
+    const d = await this.docker();
+    const stream = await engine(() => d.pull(ref, auth ? { authconfig: auth } : {}));
+    await follow(d, stream, 'pull');
+  }
+
+  async run(spec: RunSpec): Promise<string> {
+    const d = await this.docker();
+    const container = await engine(() =>
+      d.createContainer({
+        name: spec.name,
+        Image: spec.image,
+        ...(spec.command ? { Cmd: ['/bin/sh', '-c', spec.command] } : {}),
+        Labels: { [LABEL_RESOURCE]: spec.resource, [LABEL_VERSION]: spec.version },
+        // Busybox as PID 1 ignores SIGTERM: an init makes stop take milliseconds, not 10 s.
+        HostConfig: { Init: true, NetworkMode: 'none', RestartPolicy: { Name: spec.restartPolicy } },
+      }),
+    );
+    await engine(() => container.start());
+    return container.id;
+  }
+
+  async start(id: string): Promise<void> {
+    const d = await this.docker();
+    await engine(() => d.getContainer(id).start()).catch(ignore(304));
+  }
+
+  async stop(id: string): Promise<void> {
+    const d = await this.docker();
+    await engine(() => d.getContainer(id).stop({ t: 5 })).catch(ignore(304));
+  }
+
+  async removeContainer(id: string): Promise<void> {
+    const d = await this.docker();
+    await engine(() => d.getContainer(id).remove({ force: true })).catch(ignore(404));
+  }
+
+  async removeImage(ref: string): Promise<void> {
+    const d = await this.docker();
+    await engine(() => d.getImage(ref).remove()).catch(ignore(404));
+  }
+}
+
+/** Engine errors as results: 404 stays 404, an unreachable engine is worth retrying. */
+async function engine<T>(call: () => Promise<T>): Promise<T> {
+  try {
+    return await call();
+  } catch (err) {
+    const e = err as { statusCode?: number; json?: { message?: string }; message?: string; code?: string };
+    if (e.code === 'ENOENT' || e.code === 'ECONNREFUSED')
+      throw new InbmError(Status.INSTALL_FAILED, `docker engine unreachable: ${e.code}`, true);
+    const reason = e.json?.message ?? e.message ?? String(err);
+    const wrapped = new InbmError(e.statusCode === 404 ? Status.NOT_FOUND : Status.INSTALL_FAILED, `docker: ${reason}`);
+    (wrapped as { statusCode?: number }).statusCode = e.statusCode;
+    throw wrapped;
+  }
+}
+
+const ignore = (code: number) => (err: unknown) => {
+  if ((err as { statusCode?: number }).statusCode !== code) throw err;
+};
+
+function follow(d: Dockerode, stream: NodeJS.ReadableStream, what: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    d.modem.followProgress(stream, (err: Error | null, events: Array<{ error?: string; errorDetail?: { message?: string } }>) => {
+      const failed = events?.find((e) => e.error || e.errorDetail);
+      if (err || failed)
+        reject(
+          new InbmError(Status.INSTALL_FAILED, `docker ${what} failed: ${failed?.errorDetail?.message ?? failed?.error ?? err?.message}`),
+        );
+      else resolve();
+    });
+  });
+}

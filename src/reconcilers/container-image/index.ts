@@ -1,0 +1,223 @@
+/**
+ * ContainerImage: the image present (import, load or pull), and optionally one container of it
+ * running. A new version is started beside the stopped old one, soaked, and committed only if it
+ * stayed up; otherwise the old one is started again and the new one removed.
+ */
+import { rm } from 'node:fs/promises';
+import { soak } from '../../controller/gates/index.js';
+import type { JournalView } from '../../controller/journal.js';
+import type { Plan, Reconciler, Step } from '../../controller/types.js';
+import { InbmError, ok, Status } from '../../core/result.js';
+import type { DocumentOf } from '../../desired/kinds/index.js';
+import type { ContainerState, DockerDriver } from '../../drivers/docker.js';
+import { download } from '../../drivers/download/fetch.js';
+
+type ContainerImage = DocumentOf<'ContainerImage'>;
+
+export type ImageStep = Step & {
+  type: 'fetch' | 'remove-containers' | 'remove-images' | 'stop-old' | 'start' | 'soak' | 'commit';
+  ids?: string[];
+  refs?: string[];
+};
+
+export interface ImageObserved {
+  tags: string[];
+  containers: ContainerState[];
+  /** The result of this version's rollout, once it finished. */
+  rollout?: { status: number; message: string };
+}
+
+export interface ContainerImageOptions {
+  docker: DockerDriver;
+  cacheDir: string;
+  trusted: () => Promise<string[]>;
+  credentials: (secretRef: string) => Promise<{ username: string; password: string }>;
+}
+
+const tagOf = (doc: ContainerImage) => doc.spec.tag ?? 'latest';
+const runIdOf = (doc: ContainerImage) => `rollout-${tagOf(doc)}-g${doc.metadata.generation ?? 0}`;
+const step = (type: ImageStep['type'], description: string, extra: Partial<ImageStep> = {}): ImageStep => ({
+  id: type,
+  type,
+  description,
+  ...extra,
+});
+
+/** Pure: the steps from what the engine shows to what the document asks. */
+export function planImage(doc: ContainerImage | undefined, o: ImageObserved): Plan<ImageStep> {
+  if (!doc)
+    return {
+      steps: [],
+      outcome: { phase: 'Ready', reason: 'NotManaged', message: 'document removed; image and containers left as they are' },
+    };
+  const { image, ensure } = doc.spec;
+  const tag = tagOf(doc);
+  if (ensure === 'absent') {
+    const refs = (doc.spec.tag ? o.tags.filter((t) => t === tag) : o.tags).map((t) => `${image}:${t}`);
+    const steps: ImageStep[] = [];
+    if (o.containers.length > 0)
+      steps.push(step('remove-containers', `remove ${o.containers.length} container(s)`, { ids: o.containers.map((c) => c.id) }));
+    if (refs.length > 0) steps.push(step('remove-images', `remove ${refs.join(', ')}`, { refs }));
+    const result = ok('AOTA docker remove COMMAND SUCCESSFUL');
+    return steps.length > 0
+      ? { steps, outcome: { phase: 'Ready', reason: 'Removed', message: result.message, result } }
+      : { steps, outcome: { phase: 'Ready', reason: 'Absent', message: `${image} is absent` } };
+  }
+  if (o.rollout && o.rollout.status !== 200)
+    return { steps: [], outcome: { phase: 'Failed', reason: 'RolledBack', message: o.rollout.message } };
+  const haveImage = o.tags.includes(tag);
+  const steps: ImageStep[] = [];
+  if (!haveImage) {
+    if (!doc.spec.source)
+      return {
+        steps: [],
+        outcome: { phase: 'Stalled', reason: 'NoSource', message: `${image}:${tag} is not present and the document names no source` },
+      };
+    steps.push(step('fetch', `${doc.spec.source.method} ${image}:${tag}`));
+  }
+  const result = ok(`AOTA docker ${doc.spec.source?.method ?? 'pull'} COMMAND SUCCESSFUL`);
+  const run = doc.spec.container?.run ?? false;
+  const current = o.containers.find((c) => c.version === tag);
+  const old = o.containers.filter((c) => c.version !== tag);
+  if (!run)
+    return steps.length > 0
+      ? { steps, runId: runIdOf(doc), gated: true, outcome: { phase: 'Ready', reason: 'Present', message: result.message, result } }
+      : { steps, outcome: { phase: 'Ready', reason: 'Present', message: `${image}:${tag} is present` } };
+  if (current?.running && old.length === 0 && haveImage)
+    return { steps: [], outcome: { phase: 'Ready', reason: 'Running', message: `${image}:${tag} is running` } };
+  if (current && !current.running && old.length === 0 && haveImage) {
+    // Drift: our container was stopped by hand; bring it back.
+    return {
+      steps: [step('start', `start ${current.name} again`)],
+      outcome: { phase: 'Ready', reason: 'Restarted', message: `${image}:${tag} was stopped and is running again` },
+    };
+  }
+  if (old.some((c) => c.running))
+    steps.push(step('stop-old', `stop ${old.map((c) => c.version).join(', ')}`, { ids: old.map((c) => c.id) }));
+  steps.push(step('start', `start ${image}:${tag}`), step('soak', `soak ${doc.spec.soakSeconds} s`));
+  if (old.length > 0)
+    steps.push(
+      step('commit', `remove the previous version(s) ${old.map((c) => c.version).join(', ')}`, {
+        ids: old.map((c) => c.id),
+        refs: [...new Set(old.map((c) => `${image}:${c.version}`))],
+      }),
+    );
+  const runId = runIdOf(doc);
+  return {
+    steps,
+    runId,
+    gated: !haveImage,
+    complete: { requestId: runId, result },
+    outcome: { phase: 'Ready', reason: 'Committed', message: result.message, result },
+  };
+}
+
+export function containerImageReconciler(opts: ContainerImageOptions): Reconciler<ContainerImage, ImageObserved, ImageStep> {
+  const { docker } = opts;
+  const containerName = (doc: ContainerImage) => `inbm-${doc.metadata.name}-${tagOf(doc).replace(/[^a-zA-Z0-9_.-]/g, '_')}`;
+  return {
+    kind: 'ContainerImage',
+    async observe(doc, { journal }: { journal: JournalView }) {
+      if (!doc) return { tags: [], containers: [] };
+      const [tags, containers] = await Promise.all([docker.tags(doc.spec.image), docker.containers(doc.metadata.name)]);
+      const rollout = journal.completed(runIdOf(doc));
+      return { tags, containers, ...(rollout ? { rollout } : {}) };
+    },
+    plan: (doc, observed) => planImage(doc, observed),
+    async execute(s, doc) {
+      const ref = `${doc.spec.image}:${tagOf(doc)}`;
+      const mine = () => docker.containers(doc.metadata.name);
+      switch (s.type) {
+        case 'fetch':
+          return fetchImage(doc, opts);
+        case 'remove-containers':
+          for (const id of s.ids ?? []) await docker.removeContainer(id);
+          return;
+        case 'remove-images':
+        case 'commit':
+          if (s.type === 'commit') for (const id of s.ids ?? []) await docker.removeContainer(id);
+          for (const r of s.refs ?? []) await docker.removeImage(r);
+          return;
+        case 'stop-old':
+          for (const id of s.ids ?? []) await docker.stop(id);
+          return;
+        case 'start': {
+          const current = (await mine()).find((c) => c.version === tagOf(doc));
+          if (current) await docker.start(current.id);
+          else {
+            const c = doc.spec.container;
+            await docker.run({
+              name: containerName(doc),
+              image: ref,
+              resource: doc.metadata.name,
+              version: tagOf(doc),
+              restartPolicy: c?.restartPolicy ?? 'unless-stopped',
+              ...(c?.command ? { command: c.command } : {}),
+            });
+          }
+          return;
+        }
+        case 'soak':
+          return soakOrRollBack(doc, opts);
+      }
+    },
+  };
+}
+
+async function fetchImage(doc: ContainerImage, opts: ContainerImageOptions): Promise<void> {
+  const { source, image } = doc.spec;
+  const tag = tagOf(doc);
+  const { docker } = opts;
+  if (!source) throw new InbmError(Status.INSTALL_FAILED, 'no source');
+  if (source.method === 'pull') {
+    const login = source.registry
+      ? { ...(await opts.credentials(source.registry.credentials.secretRef)), serveraddress: source.registry.server }
+      : undefined;
+    await docker.pull(`${image}:${tag}`, login);
+    return;
+  }
+  const url = source.artifact?.url;
+  if (!url) throw new InbmError(Status.INSTALL_FAILED, `AOTA docker ${source.method}: artifact.url is required`);
+  const creds = source.artifact?.credentials ? await opts.credentials(source.artifact.credentials.secretRef) : undefined;
+  const { path } = await download(url, { dir: opts.cacheDir, trusted: await opts.trusted(), ...(creds ? { credentials: creds } : {}) });
+  try {
+    if (source.method === 'import') await docker.importImage(path, image, tag);
+    else await docker.loadImage(path);
+  } finally {
+    await rm(path, { force: true });
+  }
+  if (!(await docker.tags(image)).includes(tag)) {
+    throw new InbmError(Status.INSTALL_FAILED, `AOTA docker ${source.method}: the archive does not hold ${image}:${tag}`);
+  }
+}
+
+/** Keeps the new container only if it stays up for the soak time; else the old one comes back. */
+async function soakOrRollBack(doc: ContainerImage, opts: ContainerImageOptions): Promise<void> {
+  const { docker } = opts;
+  const tag = tagOf(doc);
+  const all = await docker.containers(doc.metadata.name);
+  const fresh = all.find((c) => c.version === tag);
+  if (!fresh) throw new InbmError(Status.INSTALL_FAILED, 'the new container is missing');
+  const verdict = await soak({
+    durationMs: doc.spec.soakSeconds * 1000,
+    intervalMs: 250,
+    probe: async () => {
+      const c = await docker.inspect(fresh.id);
+      const healthy = c.running && c.health !== 'unhealthy';
+      return {
+        gate: 'container',
+        ok: healthy,
+        measured: c.running ? (c.health ?? 'running') : `exited ${c.exitCode}`,
+        threshold: 'running',
+        message: healthy ? 'running' : c.running ? `health is ${c.health}` : `exited with code ${c.exitCode}`,
+      };
+    },
+  });
+  if (verdict.ok) return;
+  await docker.removeContainer(fresh.id);
+  const old = all.filter((c) => c.version !== tag);
+  for (const c of old) await docker.start(c.id);
+  await docker.removeImage(`${doc.spec.image}:${tag}`).catch(() => {});
+  const back = old.length > 0 ? `rolled back to ${old.map((c) => c.version).join(', ')}` : 'removed';
+  throw new InbmError(Status.INSTALL_FAILED, `AOTA docker: ${doc.spec.image}:${tag} did not stay up (${verdict.message}); ${back}`);
+}
