@@ -4,6 +4,7 @@ import { buildReconcilers, measureGates } from '../agent.js';
 import { Controller } from '../controller/controller.js';
 import { Journal } from '../controller/journal.js';
 import { createLogger } from '../core/log.js';
+import { resultOf } from '../core/result.js';
 import { readDesiredDir } from '../desired/store.js';
 import { loadSettings } from '../settings.js';
 import { StatusWriter } from '../status/files.js';
@@ -24,7 +25,12 @@ export async function showPlan(root: string | undefined, json: boolean): Promise
   });
   const out = [];
   for (const key of entries.keys()) {
-    const { plan, gates } = await controller.preview(key);
+    const preview = await controller.preview(key).catch((err: unknown) => resultOf(err));
+    if ('status' in preview) {
+      out.push({ resource: key, steps: [], outcome: `cannot observe: ${preview.message}` });
+      continue;
+    }
+    const { plan, gates } = preview;
     out.push({
       resource: key,
       steps: plan.steps.map((s) => ({ id: s.id, description: s.description })),
