@@ -15,8 +15,11 @@ import { InbmError, Status } from './core/result.js';
 import { VERSION } from './core/version.js';
 import { readSecret } from './desired/secrets.js';
 import { DesiredStore } from './desired/store.js';
+import { ComposeDriver } from './drivers/compose.js';
+import { ComposeEngine } from './drivers/compose-state.js';
 import { DockerDriver } from './drivers/docker.js';
 import { applicationReconciler } from './reconcilers/application/index.js';
+import { composeStackReconciler } from './reconcilers/compose-stack/index.js';
 import { configurationReconciler, ensureConfFile, readConfValues } from './reconcilers/configuration/index.js';
 import { containerImageReconciler } from './reconcilers/container-image/index.js';
 import { powerReconciler } from './reconcilers/power/index.js';
@@ -121,6 +124,13 @@ export function buildReconcilers(settings: Resolved): Map<string, Reconciler> {
     }),
     containerImageReconciler({
       docker: new DockerDriver(settings.docker.socket),
+      cacheDir: paths.cacheDir,
+      trusted,
+      credentials,
+    }),
+    composeStackReconciler({
+      compose: new ComposeDriver({ socketPath: settings.docker.socket }),
+      engine: new ComposeEngine(settings.docker.socket),
       cacheDir: paths.cacheDir,
       trusted,
       credentials,
