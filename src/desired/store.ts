@@ -2,7 +2,7 @@
  * The desired-state directory: YAML/JSON documents and INBM XML manifests dropped by atomic
  * rename. A file that fails to parse never replaces the last good state of what it named.
  */
-import { mkdir, readdir, readFile, rename, stat } from 'node:fs/promises';
+import { readdir, readFile, rm, stat } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { writeFileAtomic } from '../core/atomic.js';
 import type { Logger } from '../core/log.js';
@@ -141,7 +141,8 @@ export class DesiredStore {
     const accepted: Array<{ key: string; generation: number }> = [];
     for (const doc of docs) {
       const key = keyOf(doc);
-      const spec = JSON.stringify(doc.spec);
+      // A new request identity (each manifest drop) is a new generation even with the same spec.
+      const spec = JSON.stringify([doc.spec, doc.metadata.annotations?.['inbm.dev/request-id'] ?? null]);
       const prev = this.index[key];
       const generation = prev && prev.spec === spec ? prev.generation : (prev?.generation ?? 0) + 1;
       if (!prev || prev.generation !== generation) {
@@ -194,11 +195,15 @@ export class DesiredStore {
     // A newer drop under the same name is a new request: leave it for the watcher.
     const st = await stat(join(this.dir, entry.file)).catch(() => undefined);
     if (!st || this.seen.get(entry.file) !== `${st.ino}:${st.size}:${st.mtimeMs}`) return;
-    const archive = join(this.stateDir, 'applied');
-    await mkdir(archive, { recursive: true });
-    await rename(join(this.dir, entry.file), join(archive, entry.file)).catch((err: unknown) =>
-      this.log.warn({ err, file: entry.file }, 'could not archive'),
-    );
+    // The archive keeps the request for the record, never its passwords (they live in secrets/).
+    const from = join(this.dir, entry.file);
+    try {
+      const text = await readFile(from, 'utf8');
+      await writeFileAtomic(join(this.stateDir, 'applied', entry.file), redactManifest(text), 0o600);
+      await rm(from, { force: true });
+    } catch (err) {
+      this.log.warn({ err, file: entry.file }, 'could not archive');
+    }
   }
 
   private async unload(path: string): Promise<void> {
@@ -225,6 +230,10 @@ export class DesiredStore {
 }
 
 const RECHECK_MS = 100;
+
+/** Manifest elements that carry credentials, blanked in anything we keep. */
+export const redactManifest = (xml: string): string =>
+  xml.replace(/<(password|dockerPassword|username|dockerUsername)>[^<]*<\/\1>/g, '<$1>[redacted]</$1>');
 const isManifest = (text: string) => text.trimStart().startsWith('<');
 
 /** The documents a dropped file holds (XML manifests translated), and the secrets they refer to. */

@@ -91,6 +91,12 @@ export class DockerDriver {
     await follow(d, stream, 'pull');
   }
 
+  /** docker tag SOURCE REPO:TAG */
+  async tag(source: string, repo: string, tag: string): Promise<void> {
+    const d = await this.docker();
+    await engine(() => d.getImage(source).tag({ repo, tag }));
+  }
+
   async run(spec: RunSpec): Promise<string> {
     const d = await this.docker();
     const container = await engine(() =>

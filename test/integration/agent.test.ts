@@ -97,6 +97,19 @@ describe('inbm agent on a temp root', () => {
     assert.ok(!status.stdout.includes(SECRET));
   });
 
+  it('a settled manifest is archived without its passwords', async () => {
+    await drop(
+      'app.xml',
+      `<manifest><type>ota</type><ota><header><type>aota</type><repo>remote</repo></header><type><aota><cmd>update</cmd><app>application</app><fetch>https://127.0.0.1:1/x.deb</fetch><username>u</username><password>${SECRET}</password></aota></type></ota></manifest>`,
+    );
+    const archived = join(root, 'var', 'lib', 'inbm', 'applied', 'app.xml');
+    const text = await until('archived', async () => readFile(archived, 'utf8'));
+    assert.ok(!text.includes(SECRET), text);
+    assert.match(text, /<password>\[redacted\]<\/password>/);
+    const { stat } = await import('node:fs/promises');
+    assert.equal((await stat(archived)).mode & 0o777, 0o600);
+  });
+
   it('restart runs the configured reboot command once and reports it', async () => {
     const file = join(root, 'restart.yaml');
     await writeFile(

@@ -35,7 +35,10 @@ const doc = (tag: string, command: string, soak = 1, ensure = 'present') =>
   `apiVersion: inbm.dev/v1alpha1\nkind: ContainerImage\nmetadata: {name: image-app}\nspec:\n  image: ${REPO}\n  tag: "${tag}"\n  ensure: ${ensure}\n  source: {method: load, artifact: {url: "${base}/images/app-${tag}.tar"}}\n  container: {run: true, command: "${command}", restartPolicy: "no"}\n  soakSeconds: ${soak}\n`;
 
 function cleanEngine(): void {
-  for (const id of docker('ps', '-aq', '--filter', 'label=inbm.dev/resource').split('\n').filter(Boolean)) docker('rm', '-f', id);
+  // Only this file's resources: other test files share the engine and run at the same time.
+  for (const resource of ['image-app', 'image-bad'])
+    for (const id of docker('ps', '-aq', '--filter', `label=inbm.dev/resource=${resource}`).split('\n').filter(Boolean))
+      docker('rm', '-f', id);
   for (const repo of [REPO, 'inbm-it/rootfs']) for (const t of tags(repo)) docker('rmi', '-f', `${repo}:${t}`);
 }
 

@@ -25,6 +25,8 @@ export interface ImageObserved {
   containers: ContainerState[];
   /** The result of this version's rollout, once it finished. */
   rollout?: { status: number; message: string };
+  /** The journal holds this version's rollout as started: the agent stopped in the middle of it. */
+  inFlight?: boolean;
 }
 
 export interface ContainerImageOptions {
@@ -35,13 +37,21 @@ export interface ContainerImageOptions {
 }
 
 const tagOf = (doc: ContainerImage) => doc.spec.tag ?? 'latest';
-const runIdOf = (doc: ContainerImage) => `rollout-${tagOf(doc)}-g${doc.metadata.generation ?? 0}`;
+/**
+ * Journal identity of a rollout: each dropped manifest is a request of its own (its request id),
+ * a declarative document asks once per generation.
+ */
+export const runIdOf = (doc: ContainerImage) => {
+  const request = doc.metadata.annotations?.['inbm.dev/request-id'];
+  return request ? `rollout-${tagOf(doc)}-${request}` : `rollout-${tagOf(doc)}-g${doc.metadata.generation ?? 0}`;
+};
 const step = (type: ImageStep['type'], description: string, extra: Partial<ImageStep> = {}): ImageStep => ({
   id: type,
   type,
   description,
   ...extra,
 });
+const FAILED_REASON: Record<number, string> = { [Status.IMAGE_PRESENT]: 'ImagePresent', [Status.NOT_FOUND]: 'NotFound' };
 
 /** Pure: the steps from what the engine shows to what the document asks. */
 export function planImage(doc: ContainerImage | undefined, o: ImageObserved): Plan<ImageStep> {
@@ -64,8 +74,23 @@ export function planImage(doc: ContainerImage | undefined, o: ImageObserved): Pl
       : { steps, outcome: { phase: 'Ready', reason: 'Absent', message: `${image} is absent` } };
   }
   if (o.rollout && o.rollout.status !== 200)
-    return { steps: [], outcome: { phase: 'Failed', reason: 'RolledBack', message: o.rollout.message } };
+    return { steps: [], outcome: { phase: 'Failed', reason: FAILED_REASON[o.rollout.status] ?? 'RolledBack', message: o.rollout.message } };
   const haveImage = o.tags.includes(tag);
+  const runId = runIdOf(doc);
+  // Started earlier and not finished (the agent was stopped or killed): finish it, step by step.
+  const resuming = o.inFlight === true && !o.rollout;
+  const method = doc.spec.source?.method;
+  if (method === 'import' && haveImage && !o.rollout && !o.inFlight) {
+    // The reference refuses to import over an image that is there already; a rollout of ours that
+    // imported it before being interrupted is resumed instead.
+    const failure = new InbmError(Status.IMAGE_PRESENT, 'AOTA docker import FAILED: FAILED IMAGE IMPORT, IMAGE ALREADY PRESENT').toResult();
+    return {
+      steps: [],
+      runId,
+      complete: { requestId: runId, result: failure },
+      outcome: { phase: 'Failed', reason: 'ImagePresent', message: failure.message, result: failure },
+    };
+  }
   const steps: ImageStep[] = [];
   if (!haveImage) {
     if (!doc.spec.source)
@@ -75,23 +100,30 @@ export function planImage(doc: ContainerImage | undefined, o: ImageObserved): Pl
       };
     steps.push(step('fetch', `${doc.spec.source.method} ${image}:${tag}`));
   }
-  const result = ok(`AOTA docker ${doc.spec.source?.method ?? 'pull'} COMMAND SUCCESSFUL`);
+  const result = ok(`AOTA docker ${method ?? 'pull'} COMMAND SUCCESSFUL`);
   const run = doc.spec.container?.run ?? false;
   const current = o.containers.find((c) => c.version === tag);
   const old = o.containers.filter((c) => c.version !== tag);
   if (!run)
-    return steps.length > 0
-      ? { steps, runId: runIdOf(doc), gated: true, outcome: { phase: 'Ready', reason: 'Present', message: result.message, result } }
+    return steps.length > 0 || resuming
+      ? {
+          steps,
+          runId,
+          gated: !haveImage,
+          complete: { requestId: runId, result },
+          outcome: { phase: 'Ready', reason: 'Present', message: result.message, result },
+        }
       : { steps, outcome: { phase: 'Ready', reason: 'Present', message: `${image}:${tag} is present` } };
-  if (current?.running && old.length === 0 && haveImage)
-    return { steps: [], outcome: { phase: 'Ready', reason: 'Running', message: `${image}:${tag} is running` } };
-  if (current && !current.running && old.length === 0 && haveImage) {
+  if (current && old.length === 0 && haveImage && !resuming) {
+    if (current.running) return { steps: [], outcome: { phase: 'Ready', reason: 'Running', message: `${image}:${tag} is running` } };
     // Drift: our container was stopped by hand; bring it back.
     return {
       steps: [step('start', `start ${current.name} again`)],
       outcome: { phase: 'Ready', reason: 'Restarted', message: `${image}:${tag} was stopped and is running again` },
     };
   }
+  // A new rollout, or the rest of an interrupted one: the journal skips the steps already done,
+  // and one cut short (a soak included) runs again from its start.
   if (old.some((c) => c.running))
     steps.push(step('stop-old', `stop ${old.map((c) => c.version).join(', ')}`, { ids: old.map((c) => c.id) }));
   steps.push(step('start', `start ${image}:${tag}`), step('soak', `soak ${doc.spec.soakSeconds} s`));
@@ -102,7 +134,6 @@ export function planImage(doc: ContainerImage | undefined, o: ImageObserved): Pl
         refs: [...new Set(old.map((c) => `${image}:${c.version}`))],
       }),
     );
-  const runId = runIdOf(doc);
   return {
     steps,
     runId,
@@ -120,8 +151,9 @@ export function containerImageReconciler(opts: ContainerImageOptions): Reconcile
     async observe(doc, { journal }: { journal: JournalView }) {
       if (!doc) return { tags: [], containers: [] };
       const [tags, containers] = await Promise.all([docker.tags(doc.spec.image), docker.containers(doc.metadata.name)]);
-      const rollout = journal.completed(runIdOf(doc));
-      return { tags, containers, ...(rollout ? { rollout } : {}) };
+      const runId = runIdOf(doc);
+      const rollout = journal.completed(runId);
+      return { tags, containers, ...(rollout ? { rollout } : {}), ...(journal.record?.runId === runId ? { inFlight: true } : {}) };
     },
     plan: (doc, observed) => planImage(doc, observed),
     async execute(s, doc) {
@@ -170,10 +202,19 @@ async function fetchImage(doc: ContainerImage, opts: ContainerImageOptions): Pro
   const { docker } = opts;
   if (!source) throw new InbmError(Status.INSTALL_FAILED, 'no source');
   if (source.method === 'pull') {
+    const server = source.registry?.server;
     const login = source.registry
       ? { ...(await opts.credentials(source.registry.credentials.secretRef)), serveraddress: source.registry.server }
       : undefined;
-    await docker.pull(`${image}:${tag}`, login);
+    const remote = pullReference(image, server);
+    await docker.pull(`${remote}:${tag}`, login);
+    if (remote !== image) {
+      // Kept under the name the document gives, so observing, running and pruning find it.
+      await docker.tag(`${remote}:${tag}`, image, tag);
+      await docker.removeImage(`${remote}:${tag}`);
+    }
+    if (!(await docker.tags(image)).includes(tag))
+      throw new InbmError(Status.INSTALL_FAILED, `AOTA docker pull: ${image}:${tag} is not present after the pull`);
     return;
   }
   const url = source.artifact?.url;
@@ -189,6 +230,26 @@ async function fetchImage(doc: ContainerImage, opts: ContainerImageOptions): Pro
   if (!(await docker.tags(image)).includes(tag)) {
     throw new InbmError(Status.INSTALL_FAILED, `AOTA docker ${source.method}: the archive does not hold ${image}:${tag}`);
   }
+}
+
+const DOCKER_HUB = new Set(['docker.io', 'index.docker.io', 'registry-1.docker.io', 'registry.hub.docker.com']);
+
+/**
+ * What to pull: the image as named when it already names a registry (or the registry is Docker
+ * Hub, the engine's default); else the image under the registry's host, as `docker pull` needs
+ * it ("127.0.0.1:5000" + "app" → "127.0.0.1:5000/app").
+ */
+export function pullReference(image: string, server: string | undefined): string {
+  if (!server) return image;
+  const host = server
+    .trim()
+    .replace(/^[a-z][a-z0-9+.-]*:\/\//i, '')
+    .replace(/\/.*$/, '')
+    .toLowerCase();
+  if (!host || DOCKER_HUB.has(host)) return image;
+  const first = image.split('/')[0]!;
+  const namesRegistry = image.includes('/') && (first.includes('.') || first.includes(':') || first === 'localhost');
+  return namesRegistry ? image : `${host}/${image}`;
 }
 
 /** Keeps the new container only if it stays up for the soak time; else the old one comes back. */
