@@ -6,6 +6,7 @@
  */
 import type Dockerode from 'dockerode';
 import { InbmError, Status } from '../core/result.js';
+import { connectDocker, engine } from './docker.js';
 
 export const LABEL_PROJECT = 'com.docker.compose.project';
 export const LABEL_SERVICE = 'com.docker.compose.service';
@@ -38,11 +39,7 @@ export class ComposeEngine {
   constructor(private readonly socketPath?: string) {}
 
   private docker(): Promise<Dockerode> {
-    this.client ??= import('dockerode').then(({ default: Docker }) => {
-      const host = process.env.DOCKER_HOST;
-      if (host?.startsWith('unix://')) return new Docker({ socketPath: host.slice('unix://'.length) });
-      return host ? new Docker() : new Docker({ socketPath: this.socketPath ?? '/var/run/docker.sock' });
-    });
+    this.client ??= connectDocker(this.socketPath);
     return this.client;
   }
 
@@ -132,18 +129,3 @@ const ignoreNotFound = (err: unknown) => {
 };
 
 /** Engine errors as results: an unreachable engine is worth retrying, anything else is a 400 with the engine's reason. */
-async function engine<T>(call: () => Promise<T>, what = 'docker'): Promise<T> {
-  try {
-    return await call();
-  } catch (err) {
-    const e = err as { statusCode?: number; json?: { message?: string }; message?: string; code?: string };
-    if (e.code === 'ENOENT' || e.code === 'ECONNREFUSED')
-      throw new InbmError(Status.INSTALL_FAILED, `docker engine unreachable: ${e.code}`, true);
-    const wrapped = new InbmError(
-      e.statusCode === 404 ? Status.NOT_FOUND : Status.INSTALL_FAILED,
-      `${what}: ${e.json?.message ?? e.message ?? String(err)}`,
-    );
-    (wrapped as { statusCode?: number }).statusCode = e.statusCode;
-    throw wrapped;
-  }
-}

@@ -34,11 +34,7 @@ export class DockerDriver {
   constructor(private readonly socketPath?: string) {}
 
   private docker(): Promise<Dockerode> {
-    this.client ??= import('dockerode').then(({ default: Docker }) => {
-      const host = process.env.DOCKER_HOST;
-      if (host?.startsWith('unix://')) return new Docker({ socketPath: host.slice('unix://'.length) });
-      return host ? new Docker() : new Docker({ socketPath: this.socketPath ?? '/var/run/docker.sock' });
-    });
+    this.client ??= connectDocker(this.socketPath);
     return this.client;
   }
 
@@ -134,16 +130,26 @@ export class DockerDriver {
   }
 }
 
+/** The engine client: DOCKER_HOST when set, else the given socket. */
+export async function connectDocker(socketPath?: string): Promise<Dockerode> {
+  const { default: Docker } = await import('dockerode');
+  const host = process.env.DOCKER_HOST;
+  if (host?.startsWith('unix://')) return new Docker({ socketPath: host.slice('unix://'.length) });
+  return host ? new Docker() : new Docker({ socketPath: socketPath ?? '/var/run/docker.sock' });
+}
+
 /** Engine errors as results: 404 stays 404, an unreachable engine is worth retrying. */
-async function engine<T>(call: () => Promise<T>): Promise<T> {
+export async function engine<T>(call: () => Promise<T>, what = 'docker'): Promise<T> {
   try {
     return await call();
   } catch (err) {
     const e = err as { statusCode?: number; json?: { message?: string }; message?: string; code?: string };
     if (e.code === 'ENOENT' || e.code === 'ECONNREFUSED')
       throw new InbmError(Status.INSTALL_FAILED, `docker engine unreachable: ${e.code}`, true);
-    const reason = e.json?.message ?? e.message ?? String(err);
-    const wrapped = new InbmError(e.statusCode === 404 ? Status.NOT_FOUND : Status.INSTALL_FAILED, `docker: ${reason}`);
+    const wrapped = new InbmError(
+      e.statusCode === 404 ? Status.NOT_FOUND : Status.INSTALL_FAILED,
+      `${what}: ${e.json?.message ?? e.message ?? String(err)}`,
+    );
     (wrapped as { statusCode?: number }).statusCode = e.statusCode;
     throw wrapped;
   }
