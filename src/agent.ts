@@ -18,6 +18,7 @@ import { DesiredStore } from './desired/store.js';
 import { ComposeDriver } from './drivers/compose.js';
 import { ComposeEngine } from './drivers/compose-state.js';
 import { DockerDriver } from './drivers/docker.js';
+import { answerQuery } from './queries/answer.js';
 import { applicationReconciler } from './reconcilers/application/index.js';
 import { composeStackReconciler } from './reconcilers/compose-stack/index.js';
 import { configurationReconciler, ensureConfFile, readConfValues } from './reconcilers/configuration/index.js';
@@ -61,7 +62,8 @@ export async function startAgent(options: { root?: string; logLevel?: string }):
   ]);
   if (swept > 0) log.info({ swept }, 'removed temp files of an interrupted write');
   const status = new StatusWriter(paths.stateDir);
-  const reconcilers = buildReconcilers(settings);
+  const engines = buildEngines(settings);
+  const reconcilers = buildReconcilers(settings, engines);
   let controller: Controller | undefined;
   const store = new DesiredStore(
     paths.desiredDir,
@@ -70,6 +72,7 @@ export async function startAgent(options: { root?: string; logLevel?: string }):
     log.child({ component: 'store' }),
     (key) => controller?.enqueue(key),
     () => (controller?.current ? new InbmError(Status.IN_PROGRESS, `${controller.current} is being applied`).toResult() : undefined),
+    (query) => answerQuery(query, { confFile: paths.confFile, stateDir: paths.stateDir, ...engines }),
   );
   controller = new Controller({
     reconcilers,
@@ -109,7 +112,12 @@ export async function startAgent(options: { root?: string; logLevel?: string }):
   };
 }
 
-export function buildReconcilers(settings: Resolved): Map<string, Reconciler> {
+/** The engine clients, made once and shared by reconcilers and query answers. */
+export function buildEngines(settings: Resolved) {
+  return { docker: new DockerDriver(settings.docker.socket), compose: new ComposeEngine(settings.docker.socket) };
+}
+
+export function buildReconcilers(settings: Resolved, engines = buildEngines(settings)): Map<string, Reconciler> {
   const { paths, commands } = settings;
   const trusted = async () =>
     (await readConfValues(paths.confFile, ['trustedRepositories'])).trustedRepositories!.split('\n').filter(Boolean);
@@ -123,14 +131,14 @@ export function buildReconcilers(settings: Resolved): Map<string, Reconciler> {
       graceMs: settings.rebootGraceSeconds * 1000,
     }),
     containerImageReconciler({
-      docker: new DockerDriver(settings.docker.socket),
+      docker: engines.docker,
       cacheDir: paths.cacheDir,
       trusted,
       credentials,
     }),
     composeStackReconciler({
       compose: new ComposeDriver({ socketPath: settings.docker.socket }),
-      engine: new ComposeEngine(settings.docker.socket),
+      engine: engines.compose,
       cacheDir: paths.cacheDir,
       trusted,
       credentials,

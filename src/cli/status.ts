@@ -30,7 +30,7 @@ async function renderStatus(stateDir: string, which: string | undefined, json: b
     `${r.observedGeneration}/${r.generation}`,
     r.history.at(-1)?.message ?? '',
   ]);
-  for (const f of files) rows.push([`file ${f.file}`, 'Refused', '-', f.result?.message ?? '']);
+  for (const f of files) rows.push([`file ${f.file}`, f.result?.status === 200 ? 'Answered' : 'Refused', '-', f.result?.message ?? '']);
   const header = ['RESOURCE', 'PHASE', 'GEN', 'MESSAGE'];
   const widths = [0, 1, 2].map((i) => Math.max(...[header, ...rows].map((r) => r[i]!.length)));
   const text = [header, ...rows]

@@ -11,6 +11,7 @@ import { readJson, type StatusWriter } from '../status/files.js';
 import { parseDocuments } from './document.js';
 import type { Document } from './kinds/index.js';
 import { shortHash } from './names.js';
+import type { Query } from './query.js';
 import { type Secret, writeSecret } from './secrets.js';
 import { manifestToDesired } from './translate/index.js';
 
@@ -56,6 +57,8 @@ export class DesiredStore {
     private readonly onChange: (key: string) => void,
     /** Asked before an XML manifest is taken: returns a result (303) to refuse it while busy. */
     private readonly admitManifest: () => Result | undefined = () => undefined,
+    /** Answers query manifests (device, config get, docker stats/list, compose list). */
+    private readonly answer?: (query: Query) => Promise<Result>,
   ) {}
 
   get(key: string): Entry | undefined {
@@ -129,9 +132,15 @@ export class DesiredStore {
     try {
       docs = await this.documentsOf(path);
     } catch (err) {
+      if (err instanceof QueryRequest) {
+        const result = this.answer ? await this.answer(err.query) : badManifest(`${file}: queries are not answered here`).toResult();
+        await this.status.fileResult(file, result);
+        await this.archive(file);
+        return;
+      }
       const result = resultOf(err instanceof InbmError ? err : badManifest(`${file}: ${(err as Error).message}`));
       log.warn({ status: result.status, message: result.message }, 'file refused');
-      await this.status.fileRefused(file, result);
+      await this.status.fileResult(file, result);
       return;
     }
     const keys = docs.map(keyOf);
@@ -164,14 +173,17 @@ export class DesiredStore {
     const file = basename(path);
     let requestId: string | undefined;
     if (isManifest(text)) {
-      const busy = this.admitManifest();
-      if (busy) throw new InbmError(Status.IN_PROGRESS, busy.message);
       // Each drop of a manifest is a new request, even with the same content (a second restart
       // must restart again); re-reading the same drop after a crash gives the same identity.
       const st = await stat(path);
       requestId = `f-${shortHash(`${file}\0${st.ino}\0${st.mtimeMs}\0${text}`, 16)}`;
     }
     const { documents, secrets } = documentsFromText(text, file, requestId);
+    // Only a change waits for the one mutation slot; a query (thrown above) never does.
+    if (requestId) {
+      const busy = this.admitManifest();
+      if (busy) throw new InbmError(Status.IN_PROGRESS, busy.message);
+    }
     for (const secret of secrets) await writeSecret(join(this.stateDir, 'secrets'), secret);
     return documents;
   }
@@ -195,14 +207,18 @@ export class DesiredStore {
     // A newer drop under the same name is a new request: leave it for the watcher.
     const st = await stat(join(this.dir, entry.file)).catch(() => undefined);
     if (!st || this.seen.get(entry.file) !== `${st.ino}:${st.size}:${st.mtimeMs}`) return;
-    // The archive keeps the request for the record, never its passwords (they live in secrets/).
-    const from = join(this.dir, entry.file);
+    await this.archive(entry.file);
+  }
+
+  /** The archive keeps a finished request for the record, never its passwords (they live in secrets/). */
+  private async archive(file: string): Promise<void> {
+    const from = join(this.dir, file);
     try {
       const text = await readFile(from, 'utf8');
-      await writeFileAtomic(join(this.stateDir, 'applied', entry.file), redactManifest(text), 0o600);
+      await writeFileAtomic(join(this.stateDir, 'applied', file), redactManifest(text), 0o600);
       await rm(from, { force: true });
     } catch (err) {
-      this.log.warn({ err, file: entry.file }, 'could not archive');
+      this.log.warn({ err, file }, 'could not archive');
     }
   }
 
@@ -231,6 +247,11 @@ export class DesiredStore {
 
 const RECHECK_MS = 100;
 
+/** A dropped manifest that asks instead of changes: answered, never stored. */
+export class QueryRequest {
+  constructor(readonly query: Query) {}
+}
+
 /** Manifest elements that carry credentials, blanked in anything we keep. */
 export const redactManifest = (xml: string): string =>
   xml.replace(/<(password|dockerPassword|username|dockerUsername)>[^<]*<\/\1>/g, '<$1>[redacted]</$1>');
@@ -240,7 +261,8 @@ const isManifest = (text: string) => text.trimStart().startsWith('<');
 export function documentsFromText(text: string, file: string, requestId?: string): { documents: Document[]; secrets: Secret[] } {
   if (!isManifest(text)) return { documents: parseDocuments(text, file), secrets: [] };
   const t = manifestToDesired(text, { source: 'file', ...(requestId ? { requestId } : {}) });
-  if (t.type !== 'documents') throw badManifest(`${file}: a ${t.type} is not desired state; ask it with inbm query`);
+  if (t.type === 'query') throw new QueryRequest(t.query);
+  if (t.type !== 'documents') throw badManifest(`${file}: a ${t.type} request is not handled from files yet`);
   // Re-validated through the kind so defaults apply exactly as for a YAML document.
   return { documents: t.documents.map((d, i) => parseDocuments(JSON.stringify(d), `${file}[${i}]`)[0]!), secrets: t.secrets };
 }

@@ -67,6 +67,34 @@ export class DockerDriver {
     };
   }
 
+  /** Running containers with one CPU and memory sample each (AOTA docker stats). */
+  async stats(): Promise<Array<{ name: string; image: string; cpuPercent: number; memoryBytes: number }>> {
+    const d = await this.docker();
+    const running = await engine(() => d.listContainers());
+    return Promise.all(
+      running.map(async (c) => {
+        const s = (await engine(() => d.getContainer(c.Id).stats({ stream: false }))) as unknown as {
+          cpu_stats: { cpu_usage: { total_usage: number }; system_cpu_usage?: number; online_cpus?: number };
+          precpu_stats: { cpu_usage: { total_usage: number }; system_cpu_usage?: number };
+          memory_stats: { usage?: number };
+        };
+        const cpu = s.cpu_stats.cpu_usage.total_usage - s.precpu_stats.cpu_usage.total_usage;
+        const system = (s.cpu_stats.system_cpu_usage ?? 0) - (s.precpu_stats.system_cpu_usage ?? 0);
+        const cpuPercent = system > 0 ? Math.round((cpu / system) * (s.cpu_stats.online_cpus ?? 1) * 10000) / 100 : 0;
+        return { name: (c.Names[0] ?? c.Id).replace(/^\//, ''), image: c.Image, cpuPercent, memoryBytes: s.memory_stats.usage ?? 0 };
+      }),
+    );
+  }
+
+  /** Containers (running or not), optionally of one image repository (AOTA docker list). */
+  async list(repo?: string): Promise<Array<{ name: string; image: string; state: string }>> {
+    const d = await this.docker();
+    const all = await engine(() => d.listContainers({ all: true }));
+    return all
+      .filter((c) => !repo || c.Image === repo || c.Image.startsWith(`${repo}:`))
+      .map((c) => ({ name: (c.Names[0] ?? c.Id).replace(/^\//, ''), image: c.Image, state: c.State }));
+  }
+
   /** docker import of a root filesystem tarball. */
   async importImage(file: string, repo: string, tag: string): Promise<void> {
     const d = await this.docker();

@@ -103,7 +103,8 @@ export class StatusWriter {
     return next;
   }
 
-  async fileRefused(file: string, result: Result): Promise<void> {
+  /** A drop that ended with a result of its own: refused (300, 303) or a query answered. */
+  async fileResult(file: string, result: Result): Promise<void> {
     await this.fileStatus({ file, result, updatedAt: new Date().toISOString() });
   }
 

@@ -216,3 +216,31 @@ describe('settings', () => {
     assert.match(await conf(), /<maxCacheSize>144<\/maxCacheSize>/);
   });
 });
+
+describe('queries are answered, never stored', () => {
+  const ask = async (xml: string) => {
+    const file = join(root, `q-${Date.now()}.xml`);
+    await writeFile(file, xml);
+    const r = inbm('apply', file, '--wait');
+    return { code: r.status, result: JSON.parse(r.stdout) as { status: number; message: string } };
+  };
+  it('a device query answers from the inventory', async () => {
+    const { code, result } = await ask('<manifest><type>cmd</type><cmd>query</cmd><query><option>hw</option></query></manifest>');
+    assert.equal(code, 0);
+    const data = JSON.parse(result.message);
+    assert.ok(data.queryResult.hardware.cores >= 1);
+    assert.equal(data.queryResult.firmware, undefined);
+  });
+  it('config get_element answers from the file; an unknown key is 400 naming it', async () => {
+    const get = (path: string) =>
+      ask(
+        `<manifest><type>config</type><config><cmd>get_element</cmd><configtype><get><path>${path}</path></get></configtype></config></manifest>`,
+      );
+    const { result } = await get('minStorageMB;dbs');
+    assert.equal(result.status, 200);
+    assert.match(result.message, /^minStorageMB:\d+;dbs:\w+$/);
+    const bad = await get('MaxCacheSize');
+    assert.equal(bad.result.status, 400);
+    assert.match(bad.result.message, /MaxCacheSize/);
+  });
+});

@@ -146,3 +146,25 @@ it('an AOTA docker import manifest leaves the imported image', async () => {
   await until('imported', async () => (tags('inbm-it/rootfs').join() === '1' ? true : undefined), 20_000);
   assert.equal(docker('run', '--rm', '--network', 'none', 'inbm-it/rootfs:1', '/bin/busybox', 'echo', 'ok'), 'ok');
 });
+
+it('docker stats and docker list manifests are answered from the engine', async () => {
+  await drop(root, 'svc.yaml', doc('1', 'sleep 3600').replace('image-app', 'image-svc'));
+  await until('running', async () => ((await status('image-svc')).phase === 'Ready' ? true : undefined), 30_000);
+  const answer = async (file: string, cmd: string) => {
+    await drop(
+      root,
+      file,
+      `<manifest><type>ota</type><ota><header><type>aota</type><repo>remote</repo></header><type><aota><cmd>${cmd}</cmd><app>docker</app></aota></type></ota></manifest>`,
+    );
+    return until(file, async () => JSON.parse(await readFile(join(root.state, 'status', 'files', `${file}.json`), 'utf8')).result, 10_000);
+  };
+  const stats = await answer('stats.xml', 'stats');
+  assert.equal(stats.status, 200);
+  assert.ok(JSON.parse(stats.message).containerStats.some((c: { image: string }) => c.image === `${REPO}:1`));
+  const list = await answer('list.xml', 'list');
+  assert.ok(
+    JSON.parse(list.message).containerList.some((c: { image: string; state: string }) => c.image === `${REPO}:1` && c.state === 'running'),
+  );
+  await drop(root, 'svc.yaml', doc('1', 'sleep 3600', 1, 'absent').replace('image-app', 'image-svc'));
+  await until('removed', async () => (tags().length === 0 ? true : undefined), 20_000);
+});
