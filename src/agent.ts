@@ -132,6 +132,10 @@ export function buildReconcilers(settings: Resolved, engines = buildEngines(sett
     }),
     containerImageReconciler({
       docker: engines.docker,
+      dbs: async () => ({
+        mode: (await readConfValues(paths.confFile, ['dbs'])).dbs ?? 'OFF',
+        ...(commands.dockerBenchSecurity ? { argv: commands.dockerBenchSecurity } : {}),
+      }),
       cacheDir: paths.cacheDir,
       trusted,
       credentials,

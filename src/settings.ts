@@ -36,6 +36,7 @@ export const Settings = z
         shutdown: Command.optional(),
         serviceCheck: Command.optional().describe('e.g. [systemctl, is-active, --quiet, "{service}"]'),
         installPackage: Command.optional().describe('installs a fetched .deb, e.g. [dpkg, -i, "{file}"]'),
+        dockerBenchSecurity: Command.optional().describe('checks a new container, e.g. [/usr/local/bin/dbs-check, "{container}"]'),
       })
       .strict()
       .prefault({}),

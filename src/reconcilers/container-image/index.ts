@@ -7,8 +7,10 @@ import { rm } from 'node:fs/promises';
 import { soak } from '../../controller/gates/index.js';
 import type { JournalView } from '../../controller/journal.js';
 import type { Plan, Reconciler, Step } from '../../controller/types.js';
+import type { Logger } from '../../core/log.js';
 import { InbmError, ok, Status } from '../../core/result.js';
 import type { DocumentOf } from '../../desired/kinds/index.js';
+import { runCommand } from '../../drivers/command.js';
 import type { ContainerState, DockerDriver } from '../../drivers/docker.js';
 import { download } from '../../drivers/download/fetch.js';
 
@@ -31,6 +33,12 @@ export interface ImageObserved {
 
 export interface ContainerImageOptions {
   docker: DockerDriver;
+  /**
+   * Docker Bench Security after a new container is up (the conf's `dbs`): ON = a failing check
+   * rolls the update back, WARN = reported only, OFF or no command = not run. The command gets
+   * "{container}" and "{image}" replaced.
+   */
+  dbs?: () => Promise<{ mode: string; argv?: readonly string[] }>;
   cacheDir: string;
   trusted: () => Promise<string[]>;
   credentials: (secretRef: string) => Promise<{ username: string; password: string }>;
@@ -126,7 +134,11 @@ export function planImage(doc: ContainerImage | undefined, o: ImageObserved): Pl
   // and one cut short (a soak included) runs again from its start.
   if (old.some((c) => c.running))
     steps.push(step('stop-old', `stop ${old.map((c) => c.version).join(', ')}`, { ids: old.map((c) => c.id) }));
-  steps.push(step('start', `start ${image}:${tag}`), step('soak', `soak ${doc.spec.soakSeconds} s`));
+  // A rollback removes the new image only if this rollout fetched it: the engine is left as it was.
+  steps.push(
+    step('start', `start ${image}:${tag}`),
+    step('soak', `soak ${doc.spec.soakSeconds} s`, { refs: haveImage ? [] : [`${image}:${tag}`] }),
+  );
   if (old.length > 0)
     steps.push(
       step('commit', `remove the previous version(s) ${old.map((c) => c.version).join(', ')}`, {
@@ -156,7 +168,7 @@ export function containerImageReconciler(opts: ContainerImageOptions): Reconcile
       return { tags, containers, ...(rollout ? { rollout } : {}), ...(journal.record?.runId === runId ? { inFlight: true } : {}) };
     },
     plan: (doc, observed) => planImage(doc, observed),
-    async execute(s, doc) {
+    async execute(s, doc, ctx) {
       const ref = `${doc.spec.image}:${tagOf(doc)}`;
       const mine = () => docker.containers(doc.metadata.name);
       switch (s.type) {
@@ -190,7 +202,7 @@ export function containerImageReconciler(opts: ContainerImageOptions): Reconcile
           return;
         }
         case 'soak':
-          return soakOrRollBack(doc, opts);
+          return soakOrRollBack(doc, opts, ctx.log, s.refs ?? []);
       }
     },
   };
@@ -253,7 +265,7 @@ export function pullReference(image: string, server: string | undefined): string
 }
 
 /** Keeps the new container only if it stays up for the soak time; else the old one comes back. */
-async function soakOrRollBack(doc: ContainerImage, opts: ContainerImageOptions): Promise<void> {
+async function soakOrRollBack(doc: ContainerImage, opts: ContainerImageOptions, log: Logger, fetched: readonly string[]): Promise<void> {
   const { docker } = opts;
   const tag = tagOf(doc);
   const all = await docker.containers(doc.metadata.name);
@@ -274,11 +286,35 @@ async function soakOrRollBack(doc: ContainerImage, opts: ContainerImageOptions):
       };
     },
   });
-  if (verdict.ok) return;
+  let reason = verdict.ok ? undefined : `did not stay up (${verdict.message})`;
+  if (!reason) reason = await benchSecurity(doc, fresh, opts, log);
+  if (!reason) return;
   await docker.removeContainer(fresh.id);
   const old = all.filter((c) => c.version !== tag);
   for (const c of old) await docker.start(c.id);
-  await docker.removeImage(`${doc.spec.image}:${tag}`).catch(() => {});
+  for (const ref of fetched) await docker.removeImage(ref).catch(() => {});
   const back = old.length > 0 ? `rolled back to ${old.map((c) => c.version).join(', ')}` : 'removed';
-  throw new InbmError(Status.INSTALL_FAILED, `AOTA docker: ${doc.spec.image}:${tag} did not stay up (${verdict.message}); ${back}`);
+  throw new InbmError(Status.INSTALL_FAILED, `AOTA docker: ${doc.spec.image}:${tag} ${reason}; ${back}`);
+}
+
+/** Runs the DBS check; returns why the update must be rolled back (ON and failing), else nothing. */
+async function benchSecurity(
+  doc: ContainerImage,
+  c: ContainerState,
+  opts: ContainerImageOptions,
+  log: Logger,
+): Promise<string | undefined> {
+  const dbs = await opts.dbs?.();
+  const mode = dbs?.mode.toUpperCase();
+  if (!dbs?.argv || !mode || mode === 'OFF') return undefined;
+  const image = `${doc.spec.image}:${tagOf(doc)}`;
+  const argv = dbs.argv.map((a) => a.replaceAll('{container}', c.name).replaceAll('{image}', image));
+  const failed = await runCommand(argv, 120_000).then(
+    () => undefined,
+    (err: unknown) => (err instanceof InbmError ? err.reason : String(err)),
+  );
+  if (!failed) return undefined;
+  if (mode === 'ON') return `failed Docker Bench Security (${failed})`;
+  log.warn({ container: c.name, reason: failed }, 'Docker Bench Security check failed (dbs WARN: kept)');
+  return undefined;
 }
