@@ -99,7 +99,11 @@ it('removing a document changes nothing on the device, unless it asked to be pru
     return c.includes('<maxCacheSize>100<') && !c.includes('https://prune.test') ? true : undefined;
   });
   assert.match(await conf(), /<publishIntervalSeconds>240</, 'the document without prune left its value');
-  const status = JSON.parse(await readFile(join(root.state, 'status', 'Configuration', 'config-pruned.json'), 'utf8'));
-  assert.equal(status.conditions.find((c: { type: string }) => c.type === 'Ready').reason, 'Pruned');
+  // The status is written right after the file: wait for it rather than race it.
+  const readyReason = async () =>
+    JSON.parse(await readFile(join(root.state, 'status', 'Configuration', 'config-pruned.json'), 'utf8')).conditions.find(
+      (c: { type: string }) => c.type === 'Ready',
+    ).reason;
+  await until('pruned status', async () => ((await readyReason()) === 'Pruned' ? true : undefined));
   assert.equal(await stopAgent(agent), 0);
 });
