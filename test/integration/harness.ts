@@ -3,6 +3,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { chmod, mkdir, mkdtemp, rename, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { after } from 'node:test';
 import { until } from '../until.js';
 
 export const BIN = resolve(import.meta.dirname, '..', '..', 'dist', 'src', 'cli', 'main.js');
@@ -45,9 +46,16 @@ export interface Running {
 
 /** Agents still running when a test file ends (a failed assertion) are killed, so the file can exit. */
 const running = new Set<ChildProcess>();
-process.on('exit', () => {
+const killAll = () => {
   for (const p of running) p.kill('SIGKILL');
+};
+// A failed test leaves its agent up, and its pipes would keep this file's process alive for ever.
+// This hook runs before the file's own (which stop their agents gracefully), so it only arms an
+// unref'd timer: it fires only if something still holds the process open a few seconds later.
+after(() => {
+  setTimeout(killAll, 5000).unref();
 });
+process.on('exit', killAll);
 
 export async function startAgent(root: Root, env: Record<string, string> = {}): Promise<Running> {
   const proc = spawn(process.execPath, [BIN, '--root', root.dir, 'agent'], {
