@@ -1,5 +1,6 @@
 /** A real agent process on a temp root, as the integration tests drive it. */
 import { type ChildProcess, spawn } from 'node:child_process';
+import { rmSync } from 'node:fs';
 import { chmod, mkdir, mkdtemp, rename, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -18,6 +19,7 @@ export interface Root {
 /** A temp root whose reboot command logs its run and changes the boot id, as a real reboot would. */
 export async function makeRoot(settings = '', rebootSeconds = 0): Promise<Root> {
   const dir = await mkdtemp(join(tmpdir(), 'inbm-it-'));
+  roots.add(dir);
   const rebootLog = join(dir, 'reboots.log');
   const bootId = join(dir, 'proc', 'sys', 'kernel', 'random', 'boot_id');
   const script = join(dir, 'reboot.sh');
@@ -55,7 +57,12 @@ const killAll = () => {
 after(() => {
   setTimeout(killAll, 5000).unref();
 });
-process.on('exit', killAll);
+process.on('exit', () => {
+  killAll();
+  // Temp roots go with the test file that made them.
+  for (const dir of roots) rmSync(dir, { recursive: true, force: true });
+});
+const roots = new Set<string>();
 
 export async function startAgent(root: Root, env: Record<string, string> = {}): Promise<Running> {
   const proc = spawn(process.execPath, [BIN, '--root', root.dir, 'agent'], {
