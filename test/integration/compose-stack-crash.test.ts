@@ -10,13 +10,12 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { until } from '../until.js';
-import { drop, makeRoot, type Root, type Running, startAgent, stopAgent } from './harness.js';
+import { drop, makeRoot, type Root, type Running, serveFiles, startAgent, stopAgent, trustRepository } from './harness.js';
 
 const ID = randomBytes(3).toString('hex');
 /** A per-file tag of the test image, removed at the end; inbm-test/busybox:1 itself is never touched. */
@@ -114,8 +113,7 @@ async function fresh(prefix: string) {
 }
 
 async function trust(root: Root) {
-  const conf = join(root.dir, 'etc', 'intel_manageability.conf');
-  await writeFile(conf, (await readFile(conf, 'utf8')).replace('<trustedRepositories>', `<trustedRepositories>\n${base}/stacks`));
+  await trustRepository(root, `${base}/stacks`);
 }
 
 /** Exactly version `v` of the stack on the engine: its services, one container each, running, from its directory. */
@@ -138,13 +136,7 @@ before(async () => {
   work = await mkdtemp(join(tmpdir(), 'inbm-compose-crash-'));
   await tarball('v1', V1);
   await tarball('v2', V2);
-  server = createServer((req, res) => {
-    const f = files.get(req.url ?? '');
-    if (f) void readFile(f).then((b) => res.end(b));
-    else res.writeHead(404).end();
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  ({ server, base } = await serveFiles(files));
 });
 
 after(async () => {

@@ -8,13 +8,12 @@ import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { after, before, it } from 'node:test';
 import { until } from '../until.js';
-import { BIN, drop, makeRoot, type Root, type Running, startAgent, stopAgent } from './harness.js';
+import { BIN, drop, makeRoot, type Root, type Running, serveFiles, startAgent, stopAgent, trustRepository } from './harness.js';
 
 const ID = randomBytes(3).toString('hex');
 const PROJECT = `inbm-it-cs-${ID}`;
@@ -116,17 +115,10 @@ before(async () => {
   await tarball('v3', composeFile('a', 'sleep 3601'));
   await tarball('aota', composeFile('b', 'sleep 3600'), true);
   await tarball('private', composeFile('c', 'sleep 3600').replace(`${IMAGE}:c`, PRIVATE));
-  server = createServer((req, res) => {
-    const f = files.get(req.url ?? '');
-    if (f) void readFile(f).then((b) => res.end(b));
-    else res.writeHead(404).end();
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  ({ server, base } = await serveFiles(files));
   root = await makeRoot('resyncSeconds: 1\n');
-  const conf = join(root.dir, 'etc', 'intel_manageability.conf');
   agent = await startAgent(root, { DOCKER_HOST: dockerHost });
-  await writeFile(conf, (await readFile(conf, 'utf8')).replace('<trustedRepositories>', `<trustedRepositories>\n${base}/stacks`));
+  await trustRepository(root, `${base}/stacks`);
 });
 
 after(async () => {

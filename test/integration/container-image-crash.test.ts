@@ -8,15 +8,14 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { copyFile, mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { copyFile, mkdir, mkdtemp, readFile, rm, symlink } from 'node:fs/promises';
+import type { Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { until } from '../until.js';
 import { cleanUp, containersOf, docker, engineUp, imageIdsOf, tagsOf, unique } from './engine.js';
-import { drop, makeRoot, type Root, type Running, startAgent, stopAgent } from './harness.js';
+import { drop, makeRoot, type Root, type Running, serveFiles, startAgent, stopAgent, trustRepository } from './harness.js';
 
 let dockerHost = '';
 let server: Server;
@@ -62,8 +61,7 @@ async function withV1(): Promise<{ root: Root; name: string; repo: string }> {
   const root = await makeRoot('resyncSeconds: 1\n');
   roots.push(root);
   const a = await agentOn(root);
-  const conf = join(root.dir, 'etc', 'intel_manageability.conf');
-  await writeFile(conf, (await readFile(conf, 'utf8')).replace('<trustedRepositories>', `<trustedRepositories>\n${base}/`));
+  await trustRepository(root, `${base}/`);
   await drop(root, 'app.yaml', doc(name, repo, '1', 0));
   await ready(root, name, 1);
   assert.deepEqual(containersOf(name), [`1 running ${repo}:1`]);
@@ -80,13 +78,7 @@ before(async () => {
   await copyFile('/bin/busybox', join(rootfs, 'bin', 'busybox'));
   for (const applet of ['sh', 'sleep', 'echo']) await symlink('busybox', join(rootfs, 'bin', applet));
   execFileSync('tar', ['-C', rootfs, '-czf', join(work, 'rootfs.tgz'), '.']);
-  const tarball = await readFile(join(work, 'rootfs.tgz'));
-  server = createServer((req, res) => {
-    if (req.url === '/rootfs.tgz') res.end(tarball);
-    else res.writeHead(404).end();
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  ({ server, base } = await serveFiles(new Map([['/rootfs.tgz', join(work, 'rootfs.tgz')]])));
 });
 
 after(async () => {
@@ -157,8 +149,7 @@ describe('SIGKILL during a first version (nothing old), restarted', () => {
       const root = await makeRoot('resyncSeconds: 1\n');
       roots.push(root);
       const doomed = await agentOn(root, { INBM_CRASH_AT: `ContainerImage/${name}:${point}` });
-      const conf = join(root.dir, 'etc', 'intel_manageability.conf');
-      await writeFile(conf, (await readFile(conf, 'utf8')).replace('<trustedRepositories>', `<trustedRepositories>\n${base}/`));
+      await trustRepository(root, `${base}/`);
       await drop(root, 'app.yaml', doc(name, repo, '1', SOAK));
       assert.equal((await doomed.exited).signal, 'SIGKILL', 'the crash hook fired');
       const restartedAt = Date.now();

@@ -7,15 +7,14 @@
 import assert from 'node:assert/strict';
 import { execFile, execFileSync } from 'node:child_process';
 import { copyFile, mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, it } from 'node:test';
 import { promisify } from 'node:util';
 import { until } from '../until.js';
 import { BASE_IMAGE, cleanUp, docker, engineUp, imageIdsOf, tagsOf, unique } from './engine.js';
-import { BIN, makeRoot, type Root, type Running, startAgent, stopAgent } from './harness.js';
+import { BIN, makeRoot, type Root, type Running, serveFiles, startAgent, stopAgent, trustRepository } from './harness.js';
 
 const run = promisify(execFile);
 const ID = unique('inbm-it-import');
@@ -52,17 +51,10 @@ before(async () => {
   await copyFile('/bin/busybox', join(rootfs, 'bin', 'busybox'));
   await symlink('busybox', join(rootfs, 'bin', 'sh'));
   execFileSync('tar', ['-C', rootfs, '-czf', join(work, 'rootfs.tgz'), '.']);
-  const tarball = await readFile(join(work, 'rootfs.tgz'));
-  server = createServer((req, res) => {
-    if (req.url === '/rootfs.tgz') res.end(tarball);
-    else res.writeHead(404).end();
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  ({ server, base } = await serveFiles(new Map([['/rootfs.tgz', join(work, 'rootfs.tgz')]])));
   root = await makeRoot('resyncSeconds: 1\n');
   agent = await startAgent(root, { DOCKER_HOST: dockerHost });
-  const conf = join(root.dir, 'etc', 'intel_manageability.conf');
-  await writeFile(conf, (await readFile(conf, 'utf8')).replace('<trustedRepositories>', `<trustedRepositories>\n${base}/`));
+  await trustRepository(root, `${base}/`);
 });
 
 after(async () => {

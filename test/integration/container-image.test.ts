@@ -6,13 +6,12 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { copyFile, mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { after, before, it } from 'node:test';
 import { until } from '../until.js';
-import { drop, makeRoot, type Root, type Running, startAgent, stopAgent } from './harness.js';
+import { drop, makeRoot, type Root, type Running, serveFiles, startAgent, stopAgent, trustRepository } from './harness.js';
 
 const REPO = 'inbm-it/app';
 let dockerHost = '';
@@ -64,17 +63,10 @@ before(async () => {
   files.set('/images/rootfs.tgz', join(d, 'rootfs.tgz'));
   await writeFile(join(d, 'corrupt.tar'), 'this is no image');
   files.set('/images/corrupt.tar', join(d, 'corrupt.tar'));
-  server = createServer((req, res) => {
-    const f = files.get(req.url ?? '');
-    if (f) void readFile(f).then((b) => res.end(b));
-    else res.writeHead(404).end();
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  ({ server, base } = await serveFiles(files));
   root = await makeRoot('resyncSeconds: 1\n');
-  const conf = join(root.dir, 'etc', 'intel_manageability.conf');
   agent = await startAgent(root, { DOCKER_HOST: dockerHost });
-  await writeFile(conf, (await readFile(conf, 'utf8')).replace('<trustedRepositories>', `<trustedRepositories>\n${base}/images`));
+  await trustRepository(root, `${base}/images`);
 });
 
 after(async () => {

@@ -1,7 +1,9 @@
 /** A real agent process on a temp root, as the integration tests drive it. */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { rmSync } from 'node:fs';
-import { chmod, mkdir, mkdtemp, rename, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readFile, rename, writeFile } from 'node:fs/promises';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { after } from 'node:test';
@@ -91,4 +93,21 @@ export async function stopAgent(agent: Running): Promise<number | null> {
 export async function drop(root: Root, name: string, text: string): Promise<void> {
   await writeFile(join(root.desired, `.${name}.tmp`), text);
   await rename(join(root.desired, `.${name}.tmp`), join(root.desired, name));
+}
+
+/** Serves files (URL path → file on disk) on 127.0.0.1; any other path is 404. */
+export async function serveFiles(files: ReadonlyMap<string, string>): Promise<{ server: Server; base: string }> {
+  const server = createServer((req, res) => {
+    const f = files.get(req.url ?? '');
+    if (f) void readFile(f).then((b) => res.end(b));
+    else res.writeHead(404).end();
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return { server, base: `http://127.0.0.1:${(server.address() as AddressInfo).port}` };
+}
+
+/** Adds a trusted repository to the configuration file under the root. */
+export async function trustRepository(root: Root, url: string): Promise<void> {
+  const conf = join(root.dir, 'etc', 'intel_manageability.conf');
+  await writeFile(conf, (await readFile(conf, 'utf8')).replace('<trustedRepositories>', `<trustedRepositories>\n${url}`));
 }

@@ -51,7 +51,7 @@ describe('grammar equivalent to the reference XSD', () => {
     accepted(aota(`<cmd>pull</cmd><app>docker</app><containerTag>${'é'.repeat(200)}</containerTag>`));
     refused(aota(`<cmd>pull</cmd><app>docker</app><containerTag>${'a'.repeat(201)}</containerTag>`), /containerTag>: longer than 200/);
     refused(
-      ota('<id>' + 'x'.repeat(51) + '</id><type>aota</type><repo>remote</repo>', '<aota><cmd>stats</cmd><app>docker</app></aota>'),
+      ota(`<id>${'x'.repeat(51)}</id><type>aota</type><repo>remote</repo>`, '<aota><cmd>stats</cmd><app>docker</app></aota>'),
       /header\/id>: longer than 50/,
     );
   });
