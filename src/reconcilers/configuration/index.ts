@@ -24,10 +24,13 @@ export interface ConfigurationOptions {
   otaCertFile?: string;
 }
 
-export type ConfigStep = Step & { type: 'write'; text: string };
+/** `base`: the identity of the file the text was computed from; the write is refused if it changed since. */
+export type ConfigStep = Step & { type: 'write'; text: string; base?: string };
 
 export interface ConfigObserved {
   conf?: Conf;
+  /** dev:ino:size:mtime:ctime of the file `conf` was read from. */
+  confId?: string;
   error?: InbmError;
   /** For a load: the new file's text, already read and validated (or why it cannot be). */
   load?: { text?: string; error?: InbmError; done: boolean };
@@ -91,6 +94,7 @@ export function planConfiguration(doc: Configuration | undefined, o: ConfigObser
         id: 'write',
         type: 'write',
         text: serializeConf(next),
+        ...(o.confId ? { base: o.confId } : {}),
         description: `write ${Object.keys({ ...changes.set, ...changes.append, ...changes.remove }).join(', ')}`,
       },
     ],
@@ -135,27 +139,40 @@ function holds(conf: Conf, changes: ConfChanges): boolean {
   }
 }
 
+const REUSE_MS = 20;
+
 export function configurationReconciler(opts: ConfigurationOptions): Reconciler<Configuration, ConfigObserved, ConfigStep> {
   // The last parsed file, reused while a stat says it is the same file (a stat costs far less
   // than read + parse + validate, which every converged resource would otherwise repeat). The
   // stat comes before the read: a change in between only makes the next pass read again.
-  let cached: { id: string; conf: Conf } | undefined;
-  const readConf = async (): Promise<Conf> => {
+  let cached: { id: string; conf: Conf; at: number } | undefined;
+  const fileId = async (): Promise<string | undefined> => {
     const s = await stat(opts.confFile, { bigint: true }).catch(() => undefined);
-    const id = s && `${s.dev}:${s.ino}:${s.size}:${s.mtimeNs}:${s.ctimeNs}`;
-    if (id !== undefined && cached?.id === id) return cached.conf;
+    return s && `${s.dev}:${s.ino}:${s.size}:${s.mtimeNs}:${s.ctimeNs}`;
+  };
+  // A resync looks at every resource in a burst; within REUSE_MS the last stat stands in for a
+  // new one. Staleness cannot lose an edit: a write re-checks the file identity (step.base).
+  const readConf = async (): Promise<{ conf: Conf; id?: string }> => {
+    if (cached && performance.now() - cached.at < REUSE_MS) return cached;
+    const id = await fileId();
+    if (id !== undefined && cached?.id === id) {
+      cached.at = performance.now();
+      return cached;
+    }
     cached = undefined;
     // Without a stat, read anyway: the read reports the error as it always has.
     const conf = parseConf(await readFile(opts.confFile, 'utf8'));
-    if (id !== undefined) cached = { id, conf };
-    return conf;
+    if (id !== undefined) cached = { id, conf, at: performance.now() };
+    return { conf, ...(id ? { id } : {}) };
   };
   return {
     kind: 'Configuration',
     async observe(doc, { journal }) {
       const observed: ConfigObserved = {};
       try {
-        observed.conf = await readConf();
+        const { conf, id } = await readConf();
+        observed.conf = conf;
+        if (id) observed.confId = id;
       } catch (err) {
         observed.error = err instanceof InbmError ? err : new InbmError(Status.COMMAND_FAILURE, (err as Error).message);
       }
@@ -179,6 +196,11 @@ export function configurationReconciler(opts: ConfigurationOptions): Reconciler<
     plan: (doc, observed) => planConfiguration(doc, observed),
     prune: (doc, observed) => pruneConfiguration(doc, observed),
     async execute(step) {
+      if (step.base && step.base !== (await fileId())) {
+        cached = undefined;
+        throw new InbmError(Status.COMMAND_FAILURE, 'the configuration file changed while the change was planned; planning again', true);
+      }
+      cached = undefined;
       await copyFile(opts.confFile, `${opts.confFile}_bak`).catch(() => {});
       await writeFileAtomic(opts.confFile, step.text);
     },
