@@ -4,7 +4,7 @@
  * Each pass: observe → plan (pure) → gates → steps (journalled) → record the outcome.
  */
 import type { Logger } from '../core/log.js';
-import { InbmError, resultOf, Status } from '../core/result.js';
+import { InbmError, type Result, resultOf, Status } from '../core/result.js';
 import type { Document } from '../desired/kinds/index.js';
 import type { StatusWriter } from '../status/files.js';
 import { type GateRun, gateError } from './gates/index.js';
@@ -12,7 +12,7 @@ import type { Journal } from './journal.js';
 import type { Outcome, Plan, Reconciler } from './types.js';
 
 export interface DesiredView {
-  get(key: string): { doc: Document; generation: number; source: string; deleted?: true } | undefined;
+  get(key: string): { doc: Document; generation: number; source: string; file?: string; deleted?: true } | undefined;
   keys(): string[];
   /** Drop a removed document once it has been pruned. */
   forget?(key: string): void;
@@ -28,7 +28,8 @@ export interface ControllerDeps {
   gates: () => Promise<GateRun>;
   resyncMs: number;
   /** Told after each recorded pass, so the source of a request can retire it once settled. */
-  onSettled?: (key: string, phase: Outcome['phase']) => Promise<void>;
+  /** `source`: which drop the settled pass acted for, so a newer drop of the same key is not retired with it. */
+  onSettled?: (key: string, phase: Outcome['phase'], source?: { file?: string; generation: number }) => Promise<void>;
 }
 
 /** More boots than this during one operation is a reboot loop: stop and report it. */
@@ -140,7 +141,7 @@ export class Controller {
       source: entry.source,
       ...(outcome.result ? { result: outcome.result } : {}),
     });
-    await this.deps.onSettled?.(key, outcome.phase);
+    await this.deps.onSettled?.(key, outcome.phase, { ...(entry.file ? { file: entry.file } : {}), generation: entry.generation });
   }
 
   private async pass(
@@ -152,11 +153,18 @@ export class Controller {
     prune = false,
   ): Promise<Outcome> {
     const { journal } = this.deps;
+    const [kind, name] = key.split('/') as [string, string];
+    // The result goes to the history before the journal calls the request complete: a crash in
+    // between repeats the record (recordResult keeps one per request and result), never loses it.
+    const finish = async (requestId: string, result: Result) => {
+      await this.deps.status.recordResult({ kind, name, requestId, result });
+      await journal.complete(key, requestId, result);
+    };
     const view = await journal.view(key);
     const runId = view.record?.runId;
     if (runId && view.boots > MAX_BOOTS_PER_RUN) {
       const failure = new InbmError(Status.INSTALL_FAILED, `reboot loop: ${view.boots} boots during one operation, giving up`).toResult();
-      await journal.complete(key, runId, failure);
+      await finish(runId, failure);
       log.error({ boots: view.boots, runId }, 'reboot loop stopped');
       return { phase: 'Failed', reason: 'RebootLoop', message: failure.message, result: failure };
     }
@@ -176,13 +184,12 @@ export class Controller {
         }
       } catch (err) {
         // A one-shot request that failed for good is finished: it is reported, never retried.
-        if (plan.complete && !(err instanceof InbmError && err.retryable))
-          await journal.complete(key, plan.complete.requestId, resultOf(err));
+        if (plan.complete && !(err instanceof InbmError && err.retryable)) await finish(plan.complete.requestId, resultOf(err));
         throw err;
       }
       if (!plan.runId && plan.outcome.phase !== 'Waiting') await journal.finish(key, run);
     }
-    if (plan.complete) await journal.complete(key, plan.complete.requestId, plan.complete.result);
+    if (plan.complete) await finish(plan.complete.requestId, plan.complete.result);
     if (prune && plan.outcome.phase === 'Ready') this.deps.desired.forget?.(key);
     return plan.outcome;
   }

@@ -141,9 +141,26 @@ export class DesiredStore {
       const result = resultOf(err instanceof InbmError ? err : badManifest(`${file}: ${(err as Error).message}`));
       log.warn({ status: result.status, message: result.message }, 'file refused');
       await this.status.fileResult(file, result);
+      // A request answered busy is finished: left in place it would run after a restart.
+      if (result.status === Status.IN_PROGRESS) await this.archive(file);
       return;
     }
     const keys = docs.map(keyOf);
+    // A request is one-shot: a second one for a resource whose request has not settled would
+    // replace it unseen. The reference answers busy; so do we, and the first runs to its end.
+    const holder = file.endsWith('.xml')
+      ? keys.map((k) => this.entries.get(k)?.file).find((f) => f?.endsWith('.xml') && f !== file)
+      : undefined;
+    if (holder) {
+      const result = new InbmError(
+        Status.IN_PROGRESS,
+        `${file}: the request in ${holder} for the same resource has not finished`,
+      ).toResult();
+      log.warn({ status: result.status, holder }, 'file refused');
+      await this.status.fileResult(file, result);
+      await this.archive(file);
+      return;
+    }
     for (const old of this.byFile.get(file) ?? []) if (!keys.includes(old)) this.drop(old);
     this.byFile.set(file, keys);
     let indexChanged = false;
@@ -193,9 +210,11 @@ export class DesiredStore {
    * failed) the file moves to <state>/applied/ and its documents stop being managed, leaving
    * the device as the request made it — the reference's imperative meaning.
    */
-  async settled(key: string, phase: string): Promise<void> {
+  async settled(key: string, phase: string, source?: { file?: string; generation: number }): Promise<void> {
     const entry = this.entries.get(key);
-    if (!entry?.file.endsWith('.xml') || !['Ready', 'Stalled', 'Failed'].includes(phase)) return;
+    // The pass was for an older drop than the one now holding the key: that drop is not done.
+    if (!entry || (source && (source.file !== entry.file || source.generation !== entry.generation))) return;
+    if (!entry.file.endsWith('.xml') || !['Ready', 'Stalled', 'Failed'].includes(phase)) return;
     const keys = this.byFile.get(entry.file) ?? [];
     this.settledKeys.add(key);
     if (!keys.every((k) => this.settledKeys.has(k))) return;

@@ -123,6 +123,15 @@ export class StatusWriter {
 
   async recordResult(record: Omit<ResultRecord, 'time'>): Promise<void> {
     this.results ??= (await readJson<ResultRecord[]>(join(this.stateDir, 'results.json'))) ?? [];
+    // The same result of the same request again (recorded before a crash, or by the pass and its caller) is one record.
+    const same = (r: ResultRecord) =>
+      record.requestId !== undefined &&
+      r.requestId === record.requestId &&
+      r.kind === record.kind &&
+      r.name === record.name &&
+      r.result.status === record.result.status &&
+      r.result.message === record.result.message;
+    if (this.results.some(same)) return;
     this.results = [...this.results, { time: new Date().toISOString(), ...record }].slice(-RESULTS);
     await writeFileAtomic(join(this.stateDir, 'results.json'), `${JSON.stringify(this.results, null, 2)}\n`);
   }

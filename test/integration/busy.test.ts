@@ -49,3 +49,37 @@ it('two documents dropped at once: both applied in turn', async () => {
   assert.equal((await readFile(root.rebootLog, 'utf8')).trim(), 'reboot');
   assert.equal(await stopAgent(agent), 0);
 });
+
+it('a second request for a resource whose request waits for its reboot is 303; the first gets its verdict', async () => {
+  const root = await makeRoot();
+  const agent = await startAgent(root);
+  await drop(root, 'restart-a.xml', '<manifest><type>cmd</type><cmd>restart</cmd></manifest>');
+  const status = () => readFile(join(root.state, 'status', 'PowerAction', 'power.json'), 'utf8').then(JSON.parse);
+  await until('waiting for the reboot', async () => ((await status()).phase === 'Waiting' ? true : undefined));
+  await drop(root, 'restart-b.xml', '<manifest><type>cmd</type><cmd>restart</cmd></manifest>');
+  const refused = await until('303', async () =>
+    JSON.parse(await readFile(join(root.state, 'status', 'files', 'restart-b.xml.json'), 'utf8')),
+  );
+  assert.equal(refused.result.status, 303);
+  assert.match(refused.result.message, /restart-a\.xml/);
+  // Answered, so finished: archived, never run by a restarted agent.
+  await until(
+    'archived',
+    async () =>
+      await readFile(join(root.state, 'applied', 'restart-b.xml'))
+        .then(() => true)
+        .catch(() => undefined),
+  );
+  assert.equal(await stopAgent(agent), 0);
+
+  // The reboot script changed the boot id: the restarted agent gives the first request its verdict.
+  const again = await startAgent(root);
+  await until('verdict', async () => ((await status()).lastResult?.message === 'Reboot SUCCESSFUL.' ? true : undefined));
+  const results = JSON.parse(await readFile(join(root.state, 'results.json'), 'utf8')) as Array<{ result: { message: string } }>;
+  assert.deepEqual(
+    results.map((r) => r.result.message),
+    ['Restart Command Success', 'Reboot SUCCESSFUL.'],
+  );
+  assert.equal((await readFile(root.rebootLog, 'utf8')).trim(), 'reboot', 'the reboot command ran once');
+  assert.equal(await stopAgent(again), 0);
+});
