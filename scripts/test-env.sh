@@ -67,7 +67,7 @@ REG_CONFIG="$STATE_DIR/registry.yml"
 REG_PIDFILE="$RUN_DIR/registry.pid"
 REG_LOG="$STATE_DIR/registry.log"
 WAIT="${INBM_TEST_WAIT:-30}"
-PACKAGES=(docker.io docker-compose busybox-static docker-registry apache2-utils mosquitto mosquitto-clients openssl btrfs-progs debootstrap apt-utils dpkg-dev)
+PACKAGES=(docker.io docker-compose busybox-static docker-registry apache2-utils mosquitto mosquitto-clients openssl btrfs-progs debootstrap apt-utils dpkg-dev gpg)
 
 say() { printf 'test-env: %s\n' "$*" >&2; }
 die() { say "ERROR: $*"; exit 1; }

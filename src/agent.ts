@@ -5,6 +5,7 @@
 import { randomUUID } from 'node:crypto';
 import { mkdir, readdir, readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
+import type { Cloud } from './cloud/index.js';
 import { Controller } from './controller/controller.js';
 import { type GateRun, preInstallGates, runGates } from './controller/gates/index.js';
 import { Journal } from './controller/journal.js';
@@ -18,11 +19,15 @@ import { DesiredStore } from './desired/store.js';
 import { ComposeDriver } from './drivers/compose.js';
 import { ComposeEngine } from './drivers/compose-state.js';
 import { DockerDriver } from './drivers/docker.js';
+import { SnapshotDriver } from './drivers/snapshot.js';
 import { answerQuery } from './queries/answer.js';
 import { applicationReconciler } from './reconcilers/application/index.js';
 import { composeStackReconciler } from './reconcilers/compose-stack/index.js';
 import { configurationReconciler, ensureConfFile, readConfValues } from './reconcilers/configuration/index.js';
 import { containerImageReconciler } from './reconcilers/container-image/index.js';
+import { firmwareReconciler } from './reconcilers/firmware/index.js';
+import { osUpdateReconciler } from './reconcilers/os-update/index.js';
+import { packageSourceReconciler } from './reconcilers/package-source/index.js';
 import { powerReconciler } from './reconcilers/power/index.js';
 import { loadSettings, type Resolved, under } from './settings.js';
 import { StatusWriter } from './status/files.js';
@@ -33,6 +38,8 @@ export interface Agent {
   controller: Controller;
   store: DesiredStore;
   log: Logger;
+  /** The local broker link and the port requests enter by; undefined if it could not start. */
+  cloud: Cloud | undefined;
   stop(): Promise<void>;
 }
 
@@ -58,6 +65,9 @@ export async function startAgent(options: { root?: string; logLevel?: string }):
     join(paths.stateDir, 'journal'),
     join(paths.stateDir, 'secrets'),
     dirname(paths.confFile),
+    dirname(paths.aptSourcesList),
+    paths.aptSourcesDir,
+    paths.keyringDir,
     ...statusDirs,
   ]);
   if (swept > 0) log.info({ swept }, 'removed temp files of an interrupted write');
@@ -72,7 +82,14 @@ export async function startAgent(options: { root?: string; logLevel?: string }):
     log.child({ component: 'store' }),
     (key) => controller?.enqueue(key),
     () => (controller?.current ? new InbmError(Status.IN_PROGRESS, `${controller.current} is being applied`).toResult() : undefined),
-    (query) => answerQuery(query, { confFile: paths.confFile, stateDir: paths.stateDir, ...engines }),
+    (query) =>
+      answerQuery(query, {
+        confFile: paths.confFile,
+        stateDir: paths.stateDir,
+        aptSourcesList: paths.aptSourcesList,
+        aptSourcesDir: paths.aptSourcesDir,
+        ...engines,
+      }),
   );
   controller = new Controller({
     reconcilers,
@@ -82,7 +99,7 @@ export async function startAgent(options: { root?: string; logLevel?: string }):
     log: log.child({ component: 'controller' }),
     gates: () => measureGates(settings),
     resyncMs: settings.resyncSeconds * 1000,
-    onSettled: (key, phase) => store.settled(key, phase),
+    onSettled: (key, phase, source) => store.settled(key, phase, source),
   });
   await store.start();
   controller.start();
@@ -96,14 +113,25 @@ export async function startAgent(options: { root?: string; logLevel?: string }):
     void store.rescan();
   }, settings.resyncSeconds * 1000);
   inventoryTimer.unref();
+  // After the store and controller: a request arriving over MQTT is a drop they must already watch.
+  const { startCloud } = await import('./cloud/index.js');
+  const cloud = await startCloud(settings, log.child({ component: 'cloud' }), {
+    measure: () => measureGates(settings),
+    docker: engines.docker,
+  }).catch((err: unknown) => {
+    log.error({ err }, 'cloud link not started');
+    return undefined;
+  });
   log.info({ root: settings.root ?? '/', desiredDir: paths.desiredDir, bootId }, 'agent ready');
   return {
     settings,
     controller,
     store,
     log,
+    cloud,
     async stop() {
       clearInterval(inventoryTimer);
+      await cloud?.stop();
       await store.stop();
       await controller.stop();
       log.info('agent stopped');
@@ -141,7 +169,10 @@ export function buildReconcilers(settings: Resolved, engines = buildEngines(sett
       credentials,
     }),
     composeStackReconciler({
-      compose: new ComposeDriver({ socketPath: settings.docker.socket }),
+      compose: new ComposeDriver({
+        socketPath: settings.docker.socket,
+        timeouts: Object.fromEntries(Object.entries(settings.docker.composeTimeoutSeconds).map(([k, v]) => [k, v * 1000])),
+      }),
       engine: engines.compose,
       cacheDir: paths.cacheDir,
       trusted,
@@ -154,6 +185,53 @@ export function buildReconcilers(settings: Resolved, engines = buildEngines(sett
       ...(commands.reboot ? { reboot: commands.reboot } : {}),
       trusted,
       credentials,
+    }),
+    firmwareReconciler({
+      stateDir: paths.stateDir,
+      cacheDir: paths.cacheDir,
+      dmiDir: paths.dmiDir,
+      deviceTreeDirs: [under(settings.root, '/proc/device-tree'), under(settings.root, '/sys/firmware/devicetree/base')],
+      firmwareToolInfo: paths.firmwareToolInfo,
+      otaCertFile: paths.otaCert,
+      ...(commands.reboot ? { reboot: commands.reboot } : {}),
+      graceMs: settings.rebootGraceSeconds * 1000,
+      trusted,
+      credentials,
+    }),
+    osUpdateReconciler({
+      stateDir: paths.stateDir,
+      cacheDir: paths.cacheDir,
+      osRelease: paths.osRelease,
+      // Under --root nothing defaults to the host: apt, snapshots and Mender only where set.
+      ...(settings.os.aptPrefix || !settings.root ? { apt: settings.os.aptPrefix ?? [] } : {}),
+      snapshots: new SnapshotDriver({
+        ...(settings.os.rootSubvolume || !settings.root ? { subvolume: settings.os.rootSubvolume ?? '/' } : {}),
+        ...(settings.os.snapshotDir ? { snapshotDir: settings.os.snapshotDir } : {}),
+        ...(settings.os.snapper || !settings.root ? { snapper: settings.os.snapper ?? 'detect' } : {}),
+        ...(settings.os.rollback ? { rollback: settings.os.rollback } : {}),
+      }),
+      ...(settings.os.mender || !settings.root ? { mender: settings.os.mender ?? ['mender'] } : {}),
+      ...(commands.reboot ? { reboot: commands.reboot } : {}),
+      graceMs: settings.rebootGraceSeconds * 1000,
+      conf: async () => {
+        const v = await readConfValues(paths.confFile, ['sotaSW', 'networkCheck', 'proceedWithoutRollback']);
+        return {
+          services: (v.sotaSW ?? '').split(/\s+/).filter(Boolean),
+          networkCheck: v.networkCheck !== 'false',
+          proceedWithoutRollback: v.proceedWithoutRollback === 'true',
+        };
+      },
+      ...(commands.serviceCheck ? { serviceCheck: commands.serviceCheck } : {}),
+      routeFile: paths.routeFile,
+      trusted,
+      credentials,
+    }),
+    packageSourceReconciler({
+      sourcesList: paths.aptSourcesList,
+      sourcesDir: paths.aptSourcesDir,
+      keyringDir: paths.keyringDir,
+      cacheDir: paths.cacheDir,
+      trusted,
     }),
   ] as unknown as Reconciler[];
   return new Map(list.map((r) => [r.kind, r]));

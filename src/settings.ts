@@ -9,6 +9,7 @@ import { z } from 'zod';
 import { InbmError, Status } from './core/result.js';
 
 const AbsPath = z.string().regex(/^\//, 'an absolute path');
+const Seconds = z.number().int().min(1).max(86400);
 const Command = z.array(z.string().min(1)).min(1).describe('argument array, never a shell string');
 
 export const Settings = z
@@ -27,6 +28,9 @@ export const Settings = z
         routeFile: AbsPath.default('/proc/net/route'),
         osRelease: AbsPath.default('/etc/os-release'),
         otaCert: AbsPath.default('/etc/intel-manageability/public/dispatcher-agent/ota_signature_cert.pem'),
+        aptSourcesList: AbsPath.default('/etc/apt/sources.list'),
+        aptSourcesDir: AbsPath.default('/etc/apt/sources.list.d'),
+        keyringDir: AbsPath.default('/usr/share/keyrings').describe('signing keys of application sources'),
       })
       .strict()
       .prefault({}),
@@ -40,8 +44,29 @@ export const Settings = z
       })
       .strict()
       .prefault({}),
+    os: z
+      .object({
+        aptPrefix: Command.optional().describe(
+          'runs apt-get/dpkg in the target root, e.g. [chroot, /mnt/root]; absent = the host (refused under --root)',
+        ),
+        rootSubvolume: AbsPath.optional().describe('btrfs subvolume of the root, snapshotted before an OS update; host default /'),
+        snapshotDir: AbsPath.optional().describe('where plain btrfs snapshots go; default <rootSubvolume>/.snapshots'),
+        snapper: Command.optional().describe('snapper and its config, e.g. [snapper, -c, root]; host default when installed'),
+        rollback: Command.optional().describe('makes the next boot use "{snapshot}" instead of "{subvolume}"; default btrfs set-default'),
+        mender: Command.optional().describe('the Mender client on Yocto; host default [mender]'),
+      })
+      .strict()
+      .prefault({})
+      .describe('OS update (SOTA); device paths, not moved by --root'),
     docker: z
-      .object({ socket: AbsPath.default('/var/run/docker.sock').describe('the engine, unless DOCKER_HOST is set; not moved by --root') })
+      .object({
+        socket: AbsPath.default('/var/run/docker.sock').describe('the engine, unless DOCKER_HOST is set; not moved by --root'),
+        composeTimeoutSeconds: z
+          .object({ up: Seconds.optional(), pull: Seconds.optional(), down: Seconds.optional() })
+          .strict()
+          .prefault({})
+          .describe('how long docker-compose up/pull/down may run before it is killed (default 600/600/120)'),
+      })
       .strict()
       .prefault({}),
     cloud: z
@@ -53,10 +78,27 @@ export const Settings = z
             caFile: AbsPath.optional(),
             certFile: AbsPath.optional(),
             keyFile: AbsPath.optional(),
+            protocolVersion: z
+              .union([z.literal(4), z.literal(5)])
+              .default(4)
+              .describe('4 = MQTT 3.1.1, 5 = MQTT 5'),
+            cliCertFile: AbsPath.optional().describe('the CLI verbs go through the broker with this certificate (INBC)'),
+            cliKeyFile: AbsPath.optional(),
           })
           .strict()
           .optional()
-          .describe('broker to connect to; absent = the embedded local broker (issue 6)'),
+          .describe('broker to connect to; absent = the embedded local broker'),
+        embedded: z
+          .object({
+            enabled: z
+              .boolean()
+              .optional()
+              .describe('default: on under --root (a demo), off on a device, where any local user could reach it'),
+            port: z.number().int().min(0).max(65535).default(1883).describe('plain MQTT on 127.0.0.1 only; 0 = any free port'),
+          })
+          .strict()
+          .prefault({})
+          .describe('the broker started when cloud.mqtt is absent (a demo: no TLS, loopback only)'),
       })
       .strict()
       .prefault({}),

@@ -10,25 +10,51 @@ const FINAL = new Set(['Ready', 'Stalled', 'Failed']);
 
 /** Drops FILE into the desired-state directory by atomic rename; with wait, prints the result JSON. */
 export async function apply(root: string | undefined, file: string, wait: boolean, timeoutMs = 120_000): Promise<number> {
-  const checked = validateInput(await readInput(file));
+  const input = await readInput(file);
+  const checked = validateInput(input);
   if (checked.status !== 200) return print(checked);
-  const { paths } = await loadSettings(root);
+  const settings = await loadSettings(root);
+  const { paths } = settings;
+  const mqtt = settings.cloud.mqtt;
+  // A local broker with a CLI certificate configured: INBC's way (publish, wait, its exit codes).
+  if (wait && input.format === 'xml' && mqtt?.cliCertFile && mqtt.cliKeyFile) {
+    const { requestOverBroker } = await import('../cloud/request-client.js');
+    const out = await requestOverBroker({ ...mqtt, certFile: mqtt.cliCertFile, keyFile: mqtt.cliKeyFile }, input.text, (event) =>
+      process.stderr.write(`inbm: event: ${event}\n`),
+    );
+    if (out.result) print(out.result);
+    else process.stderr.write(`inbm: ${out.reason}\n`);
+    return out.code;
+  }
   const name = basename(file);
   const started = Date.now();
   const tmp = join(paths.desiredDir, `.${name}.${process.pid}.tmp`);
   await copyFile(file, tmp);
   await rename(tmp, join(paths.desiredDir, name));
   if (!wait) return 0;
-  const deadline = started + timeoutMs;
+  return print(await waitForResult(paths.stateDir, name, started, started + timeoutMs));
+}
+
+/**
+ * The result of the drop named NAME made at SINCE: the store's refusal or answer, or else the
+ * results of the resources it became. TICK waits between looks (the agent wakes it on file events).
+ */
+export async function waitForResult(
+  stateDir: string,
+  name: string,
+  since: number,
+  deadline: number,
+  tick: () => Promise<unknown> = () => sleep(10),
+): Promise<Result> {
   // First the store's answer for this drop (refused, or the resources and generations it became) …
   let drop: FileStatus | undefined;
   while (!drop && Date.now() < deadline) {
-    const s = await readJson<FileStatus>(fileStatusPath(paths.stateDir, name));
-    if (s && Date.parse(s.updatedAt) >= started) drop = s;
-    else await sleep(10);
+    const s = await readJson<FileStatus>(fileStatusPath(stateDir, name));
+    if (s && Date.parse(s.updatedAt) >= since) drop = s;
+    else await tick();
   }
-  if (!drop) return print(resultOf(new Error('timeout')));
-  if (drop.result) return print(drop.result);
+  if (!drop) return resultOf(new Error('timeout'));
+  if (drop.result) return drop.result;
   // … then each resource's status once it describes that generation. Waiting with a result is an
   // answer too: a restart was issued and the reboot is pending.
   const answered = (s: ResourceStatus | undefined, generation: number) =>
@@ -37,17 +63,17 @@ export async function apply(root: string | undefined, file: string, wait: boolea
     const states = await Promise.all(
       (drop.resources ?? []).map(async ({ key, generation }) => {
         const [kind, rname] = key.split('/') as [string, string];
-        const s = await readJson<ResourceStatus>(statusPath(paths.stateDir, kind, rname));
+        const s = await readJson<ResourceStatus>(statusPath(stateDir, kind, rname));
         return answered(s, generation) ? s : undefined;
       }),
     );
     if (states.every((s) => s !== undefined)) {
       const failed = states.find((s) => s.lastResult && s.lastResult.status !== 200);
-      return print(failed?.lastResult ?? states[0]?.lastResult ?? { status: 200, message: 'COMMAND SUCCESSFUL', job_id: '' });
+      return failed?.lastResult ?? states[0]?.lastResult ?? { status: 200, message: 'COMMAND SUCCESSFUL', job_id: '' };
     }
-    await sleep(10);
+    await tick();
   }
-  return print(resultOf(new Error('timeout')));
+  return resultOf(new Error('timeout'));
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

@@ -81,6 +81,20 @@ export async function main(argv: string[]): Promise<number> {
       code = await showPlan(root(), opts.json ?? false);
     });
 
+  program
+    .command('provision')
+    .description('make the local Mosquitto broker: CA, client certificates, mosquitto.conf with TLS and an ACL per client')
+    .option('--dir <dir>', 'where the files go (default <root>/etc/inbm/mqtt)')
+    .option('--port <port>', 'TLS listener on 127.0.0.1', '8883')
+    .option('--days <days>', 'certificate validity', '3650')
+    .option('--broker-user <user>', 'user mosquitto runs as (owns the broker key)', 'mosquitto')
+    .option('--mqtt5', 'print settings for MQTT 5 instead of 3.1.1')
+    .option('--force', 'replace an existing CA and every certificate')
+    .action(async (opts: { dir?: string; port: string; days: string; brokerUser: string; force?: boolean; mqtt5?: boolean }) => {
+      const { runProvision } = await import('./provision.js');
+      code = await runProvision(root(), opts);
+    });
+
   // INBC-style verbs (get, set, append, remove, load, restart, shutdown, query) live in verbs.ts.
   const { registerVerbs } = await import('./verbs.js');
   registerVerbs(program, root, (c) => {

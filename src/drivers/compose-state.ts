@@ -22,6 +22,8 @@ export interface StackContainer {
   /** healthy / unhealthy / starting, or undefined when the service has no health check */
   health?: string;
   exitCode: number;
+  /** How often the engine restarted it (restart policy): a crash loop looks "running" between exits. */
+  restarts?: number;
   configHash: string;
   /** The directory docker-compose ran in when it created the container. */
   workingDir?: string;
@@ -67,9 +69,11 @@ export class ComposeEngine {
           name: c.Name.replace(/^\//, ''),
           service: labels[LABEL_SERVICE] ?? '',
           image: c.Config.Image,
-          running: c.State.Running,
+          // The engine reports a container waiting to be restarted as Running too.
+          running: c.State.Running && !c.State.Restarting,
           ...(c.State.Health?.Status ? { health: c.State.Health.Status } : {}),
           exitCode: c.State.ExitCode,
+          restarts: c.RestartCount ?? 0,
           configHash: labels[LABEL_CONFIG_HASH] ?? '',
           ...(labels[LABEL_WORKING_DIR] ? { workingDir: labels[LABEL_WORKING_DIR] } : {}),
         };

@@ -17,6 +17,10 @@ export interface ContainerState {
   /** healthy / unhealthy / starting, or undefined when the image defines no health check */
   health?: string;
   exitCode: number;
+  /** How often the engine restarted it (restart policy): a crash loop looks "running" between exits. */
+  restarts?: number;
+  /** Exited, and the engine is about to start it again (restart policy); not `running`. */
+  restarting?: boolean;
 }
 
 export interface RunSpec {
@@ -26,6 +30,67 @@ export interface RunSpec {
   version: string;
   command?: string;
   restartPolicy: 'no' | 'always' | 'unless-stopped' | 'on-failure';
+  /** docker --device: HOST[:CONTAINER][:PERMISSIONS] */
+  devices?: readonly string[];
+  /** docker -p: [[IP:]HOST_PORT:]CONTAINER_PORT[/PROTOCOL] */
+  ports?: readonly string[];
+}
+
+export interface DeviceMapping {
+  PathOnHost: string;
+  PathInContainer: string;
+  CgroupPermissions: string;
+}
+
+const badOption = (reason: string) => new InbmError(Status.INSTALL_FAILED, `AOTA docker: ${reason}`);
+
+/** As `docker run --device` reads it; a second part that is only r/w/m letters is the permissions. */
+export function parseDevice(spec: string): DeviceMapping {
+  const parts = spec.split(':');
+  const [host, second, third] = parts;
+  const isMode = (m: string | undefined) => m !== undefined && /^[rwm]{1,3}$/.test(m) && new Set(m).size === m.length;
+  const fail = () => badOption(`device "${spec}" is not HOST[:CONTAINER][:rwm] with absolute paths`);
+  if (!host || parts.length > 3 || !host.startsWith('/')) throw fail();
+  const container = parts.length === 2 && isMode(second) ? host : (second ?? host);
+  const mode = parts.length === 3 ? third : parts.length === 2 && isMode(second) ? second : 'rwm';
+  if (!container.startsWith('/') || !isMode(mode)) throw fail();
+  return { PathOnHost: host, PathInContainer: container, CgroupPermissions: mode! };
+}
+
+const PORT = /^(?:(?:(\d{1,3}(?:\.\d{1,3}){3}|\[[0-9a-fA-F:]+\]):)?(\d{1,5})?:)?(\d{1,5})(?:\/(tcp|udp|sctp))?$/;
+
+/** As `docker run -p` reads it (no ranges): the exposed port key and its host binding. */
+export function parsePort(spec: string): { key: string; binding: { HostIp: string; HostPort: string } } {
+  const m = PORT.exec(spec.trim());
+  const valid = (p: string | undefined) => p === undefined || (Number(p) >= 1 && Number(p) <= 65535);
+  if (!m || !valid(m[2]) || !valid(m[3]))
+    throw badOption(`port "${spec}" is not [[IP:]HOST_PORT:]CONTAINER_PORT[/tcp|udp|sctp] with ports 1-65535`);
+  return {
+    key: `${Number(m[3])}/${m[4] ?? 'tcp'}`,
+    binding: { HostIp: (m[1] ?? '').replace(/^\[|\]$/g, ''), HostPort: m[2] === undefined ? '' : String(Number(m[2])) },
+  };
+}
+
+/** The engine's create options for one labelled container (pure: unit-tested without an engine). */
+export function createOptions(spec: RunSpec): Dockerode.ContainerCreateOptions {
+  const ports = (spec.ports ?? []).map(parsePort);
+  const bindings: Record<string, Array<{ HostIp: string; HostPort: string }>> = {};
+  for (const p of ports) (bindings[p.key] ??= []).push(p.binding);
+  return {
+    name: spec.name,
+    Image: spec.image,
+    ...(spec.command ? { Cmd: ['/bin/sh', '-c', spec.command] } : {}),
+    Labels: { [LABEL_RESOURCE]: spec.resource, [LABEL_VERSION]: spec.version },
+    ...(ports.length > 0 ? { ExposedPorts: Object.fromEntries(ports.map((p) => [p.key, {}])) } : {}),
+    // Busybox as PID 1 ignores SIGTERM: an init makes stop take milliseconds, not 10 s.
+    HostConfig: {
+      Init: true,
+      NetworkMode: 'none',
+      RestartPolicy: { Name: spec.restartPolicy },
+      ...(spec.devices?.length ? { Devices: spec.devices.map(parseDevice) } : {}),
+      ...(ports.length > 0 ? { PortBindings: bindings } : {}),
+    },
+  };
 }
 
 export class DockerDriver {
@@ -61,9 +126,12 @@ export class DockerDriver {
       id: c.Id,
       name: c.Name.replace(/^\//, ''),
       version: c.Config.Labels?.[LABEL_VERSION] ?? '',
-      running: c.State.Running,
+      // The engine reports a container waiting to be restarted as Running too.
+      running: c.State.Running && !c.State.Restarting,
       ...(c.State.Health?.Status ? { health: c.State.Health.Status } : {}),
       exitCode: c.State.ExitCode,
+      restarts: c.RestartCount ?? 0,
+      ...(c.State.Restarting ? { restarting: true } : {}),
     };
   }
 
@@ -123,16 +191,8 @@ export class DockerDriver {
 
   async run(spec: RunSpec): Promise<string> {
     const d = await this.docker();
-    const container = await engine(() =>
-      d.createContainer({
-        name: spec.name,
-        Image: spec.image,
-        ...(spec.command ? { Cmd: ['/bin/sh', '-c', spec.command] } : {}),
-        Labels: { [LABEL_RESOURCE]: spec.resource, [LABEL_VERSION]: spec.version },
-        // Busybox as PID 1 ignores SIGTERM: an init makes stop take milliseconds, not 10 s.
-        HostConfig: { Init: true, NetworkMode: 'none', RestartPolicy: { Name: spec.restartPolicy } },
-      }),
-    );
+    const options = createOptions(spec);
+    const container = await engine(() => d.createContainer(options));
     await engine(() => container.start());
     return container.id;
   }

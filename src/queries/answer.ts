@@ -9,12 +9,16 @@ import type { Query } from '../desired/query.js';
 import type { ComposeEngine } from '../drivers/compose-state.js';
 import type { DockerDriver } from '../drivers/docker.js';
 import { readConfValues } from '../reconcilers/configuration/index.js';
+import { listApplicationSources, listOsSources } from '../reconcilers/package-source/list.js';
 
 export interface QueryDeps {
   confFile: string;
   stateDir: string;
   docker: DockerDriver;
   compose: ComposeEngine;
+  /** /etc/apt/sources.list and /etc/apt/sources.list.d, for the source list queries. */
+  aptSourcesList?: string;
+  aptSourcesDir?: string;
 }
 
 /** Inventory sections each query option keeps (the reference's hw/fw/os/version filters). */
@@ -63,8 +67,11 @@ export async function answerQuery(q: Query, deps: QueryDeps): Promise<Result> {
             q.what === 'stats' ? { containerStats: await deps.docker.stats() } : { containerList: await deps.docker.list(q.name) },
           ),
         );
-      case 'sources':
-        throw new InbmError(Status.INSTALL_FAILED, 'source list is not available yet');
+      case 'sources': {
+        const list = q.source === 'os' ? deps.aptSourcesList : deps.aptSourcesDir;
+        if (!list) throw new InbmError(Status.INSTALL_FAILED, 'Error changing sources files: no sources path is set');
+        return ok(await (q.source === 'os' ? listOsSources(list) : listApplicationSources(list)));
+      }
     }
   } catch (err) {
     return resultOf(err);

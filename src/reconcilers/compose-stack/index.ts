@@ -282,12 +282,23 @@ const hostOf = (server: string) => server.replace(/^[a-z]+:\/\//, '').replace(/\
 /** Keeps the new version only if every container of the project stays up for the soak time. */
 async function soakOrRollBack(doc: ComposeStack, s: StackStep, ctx: StackContext, signal: AbortSignal): Promise<void> {
   const project = projectOf(doc);
+  // With a restart policy a service that exits comes back at once: a restart during the soak is an exit.
+  const restartsAtStart = new Map((await ctx.opts.engine.stack(project)).map((c) => [c.id, c.restarts ?? 0]));
   const verdict = await soak({
     durationMs: doc.spec.soakSeconds * 1000,
     intervalMs: 250,
     signal,
     probe: async () => {
-      const h = stackHealth(await ctx.opts.engine.stack(project));
+      const containers = await ctx.opts.engine.stack(project);
+      const restarts = (c: StackContainer) => (c.restarts ?? 0) - (restartsAtStart.get(c.id) ?? 0);
+      const looped = containers.find((c) => restarts(c) > 0);
+      const who = looped?.service || looped?.name;
+      // A restarted container that runs again reports exit code 0: only a stopped one has a code to tell.
+      const h = !looped
+        ? stackHealth(containers)
+        : looped.running
+          ? { ok: false, message: `${who} exited and was restarted ${restarts(looped)} time(s)` }
+          : { ok: false, message: `${who} exited with code ${looped.exitCode} after ${restarts(looped)} restart(s)` };
       return { gate: 'stack', ok: h.ok, measured: h.message, threshold: 'running', message: h.message };
     },
   }).catch((err: unknown) => {

@@ -11,7 +11,7 @@ import type { Logger } from '../../core/log.js';
 import { InbmError, ok, Status } from '../../core/result.js';
 import type { DocumentOf } from '../../desired/kinds/index.js';
 import { runCommand } from '../../drivers/command.js';
-import type { ContainerState, DockerDriver } from '../../drivers/docker.js';
+import { type ContainerState, type DockerDriver, parseDevice, parsePort } from '../../drivers/docker.js';
 import { download } from '../../drivers/download/fetch.js';
 
 type ContainerImage = DocumentOf<'ContainerImage'>;
@@ -110,6 +110,18 @@ export function planImage(doc: ContainerImage | undefined, o: ImageObserved): Pl
   }
   const result = ok(`AOTA docker ${method ?? 'pull'} COMMAND SUCCESSFUL`);
   const run = doc.spec.container?.run ?? false;
+  // A device or port docker cannot read would fail the start after the old container stopped:
+  // refused before any step instead.
+  const invalid = run ? containerOptionsProblem(doc) : undefined;
+  if (invalid && !resuming) {
+    const failure = invalid.toResult();
+    return {
+      steps: [],
+      runId,
+      complete: { requestId: runId, result: failure },
+      outcome: { phase: 'Failed', reason: 'InvalidContainer', message: failure.message, result: failure },
+    };
+  }
   const current = o.containers.find((c) => c.version === tag);
   const old = o.containers.filter((c) => c.version !== tag);
   if (!run)
@@ -124,6 +136,9 @@ export function planImage(doc: ContainerImage | undefined, o: ImageObserved): Pl
       : { steps, outcome: { phase: 'Ready', reason: 'Present', message: `${image}:${tag} is present` } };
   if (current && old.length === 0 && haveImage && !resuming) {
     if (current.running) return { steps: [], outcome: { phase: 'Ready', reason: 'Running', message: `${image}:${tag} is running` } };
+    // Its restart policy is at work: starting it by hand would only race the engine.
+    if (current.restarting)
+      return { steps: [], outcome: { phase: 'Ready', reason: 'Restarting', message: `${image}:${tag} exited and is being restarted` } };
     // Drift: our container was stopped by hand; bring it back.
     return {
       steps: [step('start', `start ${current.name} again`)],
@@ -132,7 +147,7 @@ export function planImage(doc: ContainerImage | undefined, o: ImageObserved): Pl
   }
   // A new rollout, or the rest of an interrupted one: the journal skips the steps already done,
   // and one cut short (a soak included) runs again from its start.
-  if (old.some((c) => c.running))
+  if (old.some((c) => c.running || c.restarting))
     steps.push(step('stop-old', `stop ${old.map((c) => c.version).join(', ')}`, { ids: old.map((c) => c.id) }));
   // A rollback removes the new image only if this rollout fetched it: the engine is left as it was.
   steps.push(
@@ -153,6 +168,16 @@ export function planImage(doc: ContainerImage | undefined, o: ImageObserved): Pl
     complete: { requestId: runId, result },
     outcome: { phase: 'Ready', reason: 'Committed', message: result.message, result },
   };
+}
+
+function containerOptionsProblem(doc: ContainerImage): InbmError | undefined {
+  try {
+    for (const d of doc.spec.container?.devices ?? []) parseDevice(d);
+    for (const p of doc.spec.container?.ports ?? []) parsePort(p);
+    return undefined;
+  } catch (err) {
+    return err instanceof InbmError ? err : new InbmError(Status.INSTALL_FAILED, String(err));
+  }
 }
 
 export function containerImageReconciler(opts: ContainerImageOptions): Reconciler<ContainerImage, ImageObserved, ImageStep> {
@@ -197,6 +222,8 @@ export function containerImageReconciler(opts: ContainerImageOptions): Reconcile
               version: tagOf(doc),
               restartPolicy: c?.restartPolicy ?? 'unless-stopped',
               ...(c?.command ? { command: c.command } : {}),
+              ...(c?.devices?.length ? { devices: c.devices } : {}),
+              ...(c?.ports?.length ? { ports: c.ports } : {}),
             });
           }
           return;
@@ -276,13 +303,20 @@ async function soakOrRollBack(doc: ContainerImage, opts: ContainerImageOptions, 
     intervalMs: 250,
     probe: async () => {
       const c = await docker.inspect(fresh.id);
-      const healthy = c.running && c.health !== 'unhealthy';
+      // With a restart policy a container that exits comes back at once: a restart is an exit.
+      const restarted = (c.restarts ?? 0) - (fresh.restarts ?? 0);
+      const up = c.running && restarted === 0;
+      const healthy = up && c.health !== 'unhealthy';
+      // A restarted container that runs again reports exit code 0: only a stopped one has a code to tell.
+      const exited = c.running
+        ? `exited and was restarted ${restarted} time(s)`
+        : `exited with code ${c.exitCode}${restarted > 0 ? ` after ${restarted} restart(s)` : ''}`;
       return {
         gate: 'container',
         ok: healthy,
-        measured: c.running ? (c.health ?? 'running') : `exited ${c.exitCode}`,
+        measured: up ? (c.health ?? 'running') : `exited ${c.exitCode}`,
         threshold: 'running',
-        message: healthy ? 'running' : c.running ? `health is ${c.health}` : `exited with code ${c.exitCode}`,
+        message: healthy ? 'running' : up ? `health is ${c.health}` : exited,
       };
     },
   });
