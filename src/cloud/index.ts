@@ -54,7 +54,7 @@ export async function startCloud(settings: Resolved, log: Logger, deps?: CloudDe
   const url = mqtt?.url ?? broker?.url;
   let link: MqttLink | undefined;
   let topics: { stop(): void } | undefined;
-  let services: { stop(): Promise<void> } | undefined;
+  let services: Promise<{ stop(): Promise<void> } | undefined> | undefined;
   if (url) {
     const maxCache = async () => {
       const v = await readConfValues(paths.confFile, ['maxCacheSize']).catch(() => ({}) as Record<string, string>);
@@ -85,14 +85,19 @@ export async function startCloud(settings: Resolved, log: Logger, deps?: CloudDe
       onConnected: (listener) => l.onConnected(listener),
     });
     log.info({ outbox: outbox.size }, 'inbm topics served');
-    if (deps) services = await startServices(settings, link, port, maxCache, log, deps);
+    // Telemetry and the cloud adapter come up in the background: the agent is ready without them.
+    if (deps)
+      services = startServices(settings, link, port, maxCache, log, deps).catch((err: unknown) => {
+        log.error({ err }, 'telemetry and cloud adapter not started');
+        return undefined;
+      });
   }
   return {
     link,
     port,
     broker,
     async stop() {
-      await services?.stop();
+      await (await services)?.stop();
       topics?.stop();
       port.stop();
       await link?.stop();

@@ -71,7 +71,8 @@ export class MqttLink implements Link {
   /** Starts connecting; resolves at once (the broker may come later), errors only for unreadable TLS files. */
   static async start(opts: MqttLinkOptions): Promise<MqttLink> {
     const link = new MqttLink(opts);
-    const { connect } = await import('mqtt');
+    // The connect entry alone: the package root also loads the browser and websocket transports (~5 MiB).
+    const { default: connect } = (await import('mqtt/lib/connect/index')).default;
     const tls = {
       ...(opts.caFile ? { ca: await readFile(opts.caFile) } : {}),
       ...(opts.certFile ? { cert: await readFile(opts.certFile) } : {}),

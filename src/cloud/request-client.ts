@@ -57,7 +57,7 @@ export async function requestOverBroker(
   timeoutMs = timeoutFor(xml),
   connectTimeoutMs = 10_000,
 ): Promise<BrokerOutcome> {
-  const { connect } = await import('mqtt');
+  const { default: connect } = (await import('mqtt/lib/connect/index')).default;
   const client = connect(s.url, {
     clientId: `inbc-${process.pid}-${Date.now()}`,
     protocolVersion: s.protocolVersion ?? 4,

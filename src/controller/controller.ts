@@ -119,6 +119,7 @@ export class Controller {
     const log = this.deps.log.child({ resource: key });
     let outcome: Outcome;
     try {
+      this.finished = undefined;
       outcome = await this.pass(key, reconciler, entry?.doc, entry?.generation ?? 0, log, entry?.deleted === true);
     } catch (err) {
       outcome = this.fromError(key, err, log);
@@ -129,8 +130,13 @@ export class Controller {
     if (outcome.requeueAfterMs !== undefined) this.later(key, outcome.requeueAfterMs);
     if (!entry) return; // removed: stop managing; the status file stays as the last word
     // History first: whoever sees the result in the status file finds it in results.json too.
-    if (outcome.result) {
-      const requestId = (entry.doc.spec as { requestId?: string }).requestId;
+    // The pass already recorded a finished request's result; another result (an interim answer,
+    // a retry) is recorded here, under the request it belongs to.
+    const finished = this.finished;
+    const already =
+      finished && outcome.result && finished.result.status === outcome.result.status && finished.result.message === outcome.result.message;
+    if (outcome.result && !already) {
+      const requestId = finished?.requestId ?? (entry.doc.spec as { requestId?: string }).requestId;
       await this.deps.status.recordResult({ kind, name, ...(requestId ? { requestId } : {}), result: outcome.result });
     }
     await this.deps.status.set(kind, name, {
@@ -143,6 +149,9 @@ export class Controller {
     });
     await this.deps.onSettled?.(key, outcome.phase, { ...(entry.file ? { file: entry.file } : {}), generation: entry.generation });
   }
+
+  /** The request the running pass finished, if any (one worker: one pass at a time). */
+  private finished: { requestId: string; result: Result } | undefined;
 
   private async pass(
     key: string,
@@ -158,6 +167,7 @@ export class Controller {
     // between repeats the record (recordResult keeps one per request and result), never loses it.
     const finish = async (requestId: string, result: Result) => {
       await this.deps.status.recordResult({ kind, name, requestId, result });
+      this.finished = { requestId, result };
       await journal.complete(key, requestId, result);
     };
     const view = await journal.view(key);

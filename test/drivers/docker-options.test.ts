@@ -1,4 +1,4 @@
-/** The container create options built from a ContainerImage (devices, ports) and the plans that depend on container state, without an engine. */
+/** Container create options (devices, ports) and the plans that read container state, without an engine. */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { InbmError } from '../../src/core/result.js';

@@ -103,7 +103,7 @@ describe('SIGKILL at every journalled step of a restart request', () => {
         await until('reboot command', async () => ((await rebootedBy()) === 1 ? true : undefined));
         doomed.proc.kill('SIGKILL');
         await doomed.exited;
-        const after = await startAgent(root, { INBM_CRASH_AT: 'PowerAction/power:complete' });
+        const after = await startAgent(root, { INBM_CRASH_AT: 'PowerAction/power:complete' }, { ready: false });
         assert.equal((await after.exited).signal, 'SIGKILL');
       } else {
         assert.equal((await doomed.exited).signal, 'SIGKILL', 'the crash hook fired');

@@ -66,7 +66,8 @@ process.on('exit', () => {
 });
 const roots = new Set<string>();
 
-export async function startAgent(root: Root, env: Record<string, string> = {}): Promise<Running> {
+/** `ready: false` returns at once: for an agent meant to die (a crash point) before it logs ready. */
+export async function startAgent(root: Root, env: Record<string, string> = {}, { ready = true } = {}): Promise<Running> {
   const proc = spawn(process.execPath, [BIN, '--root', root.dir, 'agent'], {
     stdio: ['ignore', 'ignore', 'pipe'],
     env: { ...process.env, ...env },
@@ -78,6 +79,7 @@ export async function startAgent(root: Root, env: Record<string, string> = {}): 
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) =>
     proc.once('exit', (code, signal) => r({ code, signal })),
   );
+  if (!ready) return { proc, output: () => out, exited };
   await Promise.race([
     until('agent ready', async () => (out.includes('agent ready') ? true : undefined)),
     exited.then(() => (out.includes('agent ready') ? true : Promise.reject(new Error(`agent exited early: ${out}`)))),
