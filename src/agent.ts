@@ -12,8 +12,9 @@ import { Journal } from './controller/journal.js';
 import type { Reconciler } from './controller/types.js';
 import { sweepTempFiles, writeFileAtomic } from './core/atomic.js';
 import { createLogger, type Logger } from './core/log.js';
-import { InbmError, Status } from './core/result.js';
+import { InbmError, ok, type Result, Status } from './core/result.js';
 import { VERSION } from './core/version.js';
+import type { Document } from './desired/kinds/index.js';
 import { readSecret } from './desired/secrets.js';
 import { DesiredStore } from './desired/store.js';
 import { ComposeDriver } from './drivers/compose.js';
@@ -26,7 +27,7 @@ import { composeStackReconciler } from './reconcilers/compose-stack/index.js';
 import { configurationReconciler, ensureConfFile, readConfValues } from './reconcilers/configuration/index.js';
 import { containerImageReconciler } from './reconcilers/container-image/index.js';
 import { firmwareReconciler } from './reconcilers/firmware/index.js';
-import { osUpdateReconciler } from './reconcilers/os-update/index.js';
+import { type OsUpdateReconciler, osUpdateReconciler } from './reconcilers/os-update/index.js';
 import { packageSourceReconciler } from './reconcilers/package-source/index.js';
 import { powerReconciler } from './reconcilers/power/index.js';
 import { loadSettings, type Resolved, under } from './settings.js';
@@ -90,6 +91,7 @@ export async function startAgent(options: { root?: string; logLevel?: string }):
         aptSourcesDir: paths.aptSourcesDir,
         ...engines,
       }),
+    (docs) => cancelDownload(docs, reconcilers.get('OSUpdate') as OsUpdateReconciler | undefined),
   );
   controller = new Controller({
     reconcilers,
@@ -256,6 +258,16 @@ export async function measureGates(settings: Resolved): Promise<GateRun> {
       serviceCheckCommand: settings.commands.serviceCheck,
     }),
   );
+}
+
+/**
+ * A SOTA cancel stops the download-only that runs now and is answered at once; with none
+ * running it goes on to the reconciler, which answers as the reference does.
+ */
+function cancelDownload(docs: Document[], os: OsUpdateReconciler | undefined): Result | undefined {
+  const [doc] = docs;
+  if (docs.length !== 1 || doc?.kind !== 'OSUpdate' || doc.spec.mode !== 'cancel' || !os) return undefined;
+  return os.cancel(doc.spec.requestId) ? ok('Request complete.') : undefined;
 }
 
 /** Under --root a missing boot id is made once, so agent restarts look like the same boot. */

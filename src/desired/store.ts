@@ -59,6 +59,11 @@ export class DesiredStore {
     private readonly admitManifest: () => Result | undefined = () => undefined,
     /** Answers query manifests (device, config get, docker stats/list, compose list). */
     private readonly answer?: (query: Query) => Promise<Result>,
+    /**
+     * Asked before the busy check: a request that acts on the running one (a SOTA cancel) is
+     * answered here, since it must get through exactly while the mutation slot is taken.
+     */
+    private readonly interrupt?: (documents: Document[]) => Result | undefined,
   ) {}
 
   get(key: string): Entry | undefined {
@@ -132,6 +137,11 @@ export class DesiredStore {
     try {
       docs = await this.documentsOf(path);
     } catch (err) {
+      if (err instanceof Answered) {
+        await this.status.fileResult(file, err.result);
+        await this.archive(file);
+        return;
+      }
       if (err instanceof QueryRequest) {
         const result = this.answer ? await this.answer(err.query) : badManifest(`${file}: queries are not answered here`).toResult();
         await this.status.fileResult(file, result);
@@ -196,6 +206,8 @@ export class DesiredStore {
       requestId = `f-${shortHash(`${file}\0${st.ino}\0${st.mtimeMs}\0${text}`, 16)}`;
     }
     const { documents, secrets } = documentsFromText(text, file, requestId);
+    const interrupted = requestId ? this.interrupt?.(documents) : undefined;
+    if (interrupted) throw new Answered(interrupted);
     // Only a change waits for the one mutation slot; a query (thrown above) never does.
     if (requestId) {
       const busy = this.admitManifest();
@@ -265,6 +277,11 @@ export class DesiredStore {
 }
 
 const RECHECK_MS = 100;
+
+/** A request answered at once by the interrupt hook, never stored. */
+class Answered {
+  constructor(readonly result: Result) {}
+}
 
 /** A dropped manifest that asks instead of changes: answered, never stored. */
 export class QueryRequest {
