@@ -11,6 +11,7 @@ import { readFile } from 'node:fs/promises';
 import type { IClientOptions, MqttClient } from 'mqtt';
 import type { Logger } from '../core/log.js';
 import type { Link, PublishOptions } from './link.js';
+import { loadConnect } from './mqtt-connect.js';
 import type { Outbox, OutboxMessage } from './outbox.js';
 
 export interface MqttLinkOptions {
@@ -71,8 +72,7 @@ export class MqttLink implements Link {
   /** Starts connecting; resolves at once (the broker may come later), errors only for unreadable TLS files. */
   static async start(opts: MqttLinkOptions): Promise<MqttLink> {
     const link = new MqttLink(opts);
-    // The connect entry alone: the package root also loads the browser and websocket transports (~5 MiB).
-    const { default: connect } = (await import('mqtt/lib/connect/index')).default;
+    const connect = await loadConnect();
     const tls = {
       ...(opts.caFile ? { ca: await readFile(opts.caFile) } : {}),
       ...(opts.certFile ? { cert: await readFile(opts.certFile) } : {}),

@@ -7,6 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { type Result, Status } from '../core/result.js';
 import { TOPICS } from './inbm-topics.js';
+import { loadConnect } from './mqtt-connect.js';
 
 export const EXIT = { OK: 0, FAILED: 1, TIMED_OUT: 2, UNAVAILABLE: 3, BUSY: 6 } as const;
 
@@ -57,7 +58,7 @@ export async function requestOverBroker(
   timeoutMs = timeoutFor(xml),
   connectTimeoutMs = 10_000,
 ): Promise<BrokerOutcome> {
-  const { default: connect } = (await import('mqtt/lib/connect/index')).default;
+  const connect = await loadConnect();
   const client = connect(s.url, {
     clientId: `inbc-${process.pid}-${Date.now()}`,
     protocolVersion: s.protocolVersion ?? 4,
