@@ -9,6 +9,7 @@
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { type AddressInfo, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 
@@ -28,12 +29,31 @@ async function memory(pid: number): Promise<Record<'VmRSS' | 'VmHWM' | 'RssAnon'
   return { VmRSS: field('VmRSS'), VmHWM: field('VmHWM'), RssAnon: field('RssAnon'), RssFile: field('RssFile') };
 }
 
+/** A free loopback port for the broker. */
+async function freePort(): Promise<number> {
+  const s = createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  const { port } = s.address() as AddressInfo;
+  await new Promise<void>((r) => s.close(() => r()));
+  return port;
+}
+
 const root = await mkdtemp(join(tmpdir(), 'inbm-bench-footprint-'));
 let agent: ChildProcess | undefined;
+let broker: ChildProcess | undefined;
 let log = '';
 try {
   await mkdir(join(root, 'etc', 'inbm'), { recursive: true });
-  await writeFile(join(root, 'etc', 'inbm', 'agent.yaml'), 'cloud:\n  embedded: {port: 0}\n');
+  // As on a device: Mosquitto beside the agent (its memory is not the agent's). Without
+  // mosquitto installed, or with BENCH_BROKER=embedded, the demo's in-process aedes broker.
+  const external = process.env.BENCH_BROKER !== 'embedded' && spawnSync('mosquitto', ['-h'], { stdio: 'ignore' }).error === undefined;
+  if (external) {
+    const port = await freePort();
+    await writeFile(join(root, 'mosquitto.conf'), `listener ${port} 127.0.0.1\nallow_anonymous true\n`);
+    broker = spawn('mosquitto', ['-c', join(root, 'mosquitto.conf')], { stdio: 'ignore' });
+    await new Promise((r) => setTimeout(r, 300));
+    await writeFile(join(root, 'etc', 'inbm', 'agent.yaml'), `cloud:\n  mqtt: {url: "mqtt://127.0.0.1:${port}"}\n`);
+  } else await writeFile(join(root, 'etc', 'inbm', 'agent.yaml'), 'cloud:\n  embedded: {port: 0}\n');
   const started = performance.now();
   agent = spawn(process.execPath, [BIN, '--root', root, 'agent'], { stdio: ['ignore', 'ignore', 'pipe'] });
   const exited = new Promise<number | null>((r) => agent!.once('exit', (code) => r(code)));
@@ -46,7 +66,9 @@ try {
   });
   const pid = agent.pid!;
   const atReady = await memory(pid);
-  const brokerUrl = /"url":"(mqtt:\/\/127\.0\.0\.1:\d+)"/.exec(log)?.[1];
+  const brokerUrl =
+    /"url":"(mqtt:\/\/127\.0\.0\.1:\d+)"/.exec(log)?.[1] ??
+    (external ? /mqtt:\/\/127\.0\.0\.1:\d+/.exec(await readFile(join(root, 'etc', 'inbm', 'agent.yaml'), 'utf8'))?.[0] : undefined);
   const { connectAsync } = await import('mqtt');
   const cloud = brokerUrl ? await connectAsync(brokerUrl, { clientId: 'bench-cloud' }) : undefined;
   let telemetryMessages = 0;
@@ -85,13 +107,15 @@ try {
       peak_rss_mib: mib(idle.VmHWM),
       cpu_ticks: ticks,
       idle_cpu_percent: Number(idleCpuPercent.toFixed(3)),
-      cloud_connected: brokerUrl !== undefined,
+      broker: external ? 'mosquitto' : 'embedded aedes',
+      cloud_connected: brokerUrl !== undefined && /inbm topics served/.test(log),
       telemetry_messages: telemetryMessages,
       agent_exit_code: code,
       goal: 'RSS <= 64 MiB idle with the cloud connected and telemetry on; idle CPU <= 0.5 % of one core; ready <= 400 ms',
     }),
   );
 } finally {
+  broker?.kill('SIGTERM');
   if (agent) {
     agent.kill('SIGTERM');
     await new Promise((r) => {

@@ -88,6 +88,9 @@ export class MqttLink implements Link {
       reconnectPeriod: 0,
       resubscribe: false,
       queueQoSZero: false,
+      // mqtt-packet otherwise keeps 65,536 prebuilt packet-id buffers: 6 MiB of heap for
+      // nothing at the few messages a minute an agent sends.
+      writeCache: false,
       ...(opts.username ? { username: opts.username } : {}),
       ...(opts.password ? { password: opts.password } : {}),
       ...tls,
