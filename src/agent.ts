@@ -26,9 +26,10 @@ import { applicationReconciler } from './reconcilers/application/index.js';
 import { composeStackReconciler } from './reconcilers/compose-stack/index.js';
 import { configurationReconciler, ensureConfFile, readConfValues } from './reconcilers/configuration/index.js';
 import { containerImageReconciler } from './reconcilers/container-image/index.js';
-import { firmwareReconciler } from './reconcilers/firmware/index.js';
-import { type OsUpdateReconciler, osUpdateReconciler } from './reconcilers/os-update/index.js';
+import { type FirmwareOptions, firmwareReconciler } from './reconcilers/firmware/index.js';
+import { type OsUpdateOptions, type OsUpdateReconciler, osUpdateReconciler } from './reconcilers/os-update/index.js';
 import { packageSourceReconciler } from './reconcilers/package-source/index.js';
+import { platformUpdateReconciler } from './reconcilers/platform-update/index.js';
 import { powerReconciler } from './reconcilers/power/index.js';
 import { loadSettings, type Resolved, under } from './settings.js';
 import { StatusWriter } from './status/files.js';
@@ -104,7 +105,6 @@ export async function startAgent(options: { root?: string; logLevel?: string }):
     onSettled: (key, phase, source) => store.settled(key, phase, source),
   });
   await store.start();
-  controller.start();
   const refreshInventory = () =>
     collectInventory(paths, VERSION)
       .then((inv) => writeInventory(paths.stateDir, inv))
@@ -115,7 +115,7 @@ export async function startAgent(options: { root?: string; logLevel?: string }):
     void store.rescan();
   }, settings.resyncSeconds * 1000);
   inventoryTimer.unref();
-  // After the store and controller: a request arriving over MQTT is a drop they must already watch.
+  // After the store: a request arriving over MQTT is a drop it must already watch.
   const { startCloud } = await import('./cloud/index.js');
   const cloud = await startCloud(settings, log.child({ component: 'cloud' }), {
     measure: () => measureGates(settings),
@@ -124,6 +124,9 @@ export async function startAgent(options: { root?: string; logLevel?: string }):
     log.error({ err }, 'cloud link not started');
     return undefined;
   });
+  // Ready is logged in the same tick the controller starts: its first pass (which may finish an
+  // update begun before a reboot) always comes after the line that says the agent is up.
+  controller.start();
   log.info({ root: settings.root ?? '/', desiredDir: paths.desiredDir, bootId }, 'agent ready');
   return {
     settings,
@@ -152,6 +155,46 @@ export function buildReconcilers(settings: Resolved, engines = buildEngines(sett
   const trusted = async () =>
     (await readConfValues(paths.confFile, ['trustedRepositories'])).trustedRepositories!.split('\n').filter(Boolean);
   const credentials = (name: string) => readSecret(join(paths.stateDir, 'secrets'), name);
+  const firmwareOpts: FirmwareOptions = {
+    stateDir: paths.stateDir,
+    cacheDir: paths.cacheDir,
+    dmiDir: paths.dmiDir,
+    deviceTreeDirs: [under(settings.root, '/proc/device-tree'), under(settings.root, '/sys/firmware/devicetree/base')],
+    firmwareToolInfo: paths.firmwareToolInfo,
+    otaCertFile: paths.otaCert,
+    ...(commands.reboot ? { reboot: commands.reboot } : {}),
+    graceMs: settings.rebootGraceSeconds * 1000,
+    trusted,
+    credentials,
+  };
+  const osOpts: OsUpdateOptions = {
+    stateDir: paths.stateDir,
+    cacheDir: paths.cacheDir,
+    osRelease: paths.osRelease,
+    // Under --root nothing defaults to the host: apt, snapshots and Mender only where set.
+    ...(settings.os.aptPrefix || !settings.root ? { apt: settings.os.aptPrefix ?? [] } : {}),
+    snapshots: new SnapshotDriver({
+      ...(settings.os.rootSubvolume || !settings.root ? { subvolume: settings.os.rootSubvolume ?? '/' } : {}),
+      ...(settings.os.snapshotDir ? { snapshotDir: settings.os.snapshotDir } : {}),
+      ...(settings.os.snapper || !settings.root ? { snapper: settings.os.snapper ?? 'detect' } : {}),
+      ...(settings.os.rollback ? { rollback: settings.os.rollback } : {}),
+    }),
+    ...(settings.os.mender || !settings.root ? { mender: settings.os.mender ?? ['mender'] } : {}),
+    ...(commands.reboot ? { reboot: commands.reboot } : {}),
+    graceMs: settings.rebootGraceSeconds * 1000,
+    conf: async () => {
+      const v = await readConfValues(paths.confFile, ['sotaSW', 'networkCheck', 'proceedWithoutRollback']);
+      return {
+        services: (v.sotaSW ?? '').split(/\s+/).filter(Boolean),
+        networkCheck: v.networkCheck !== 'false',
+        proceedWithoutRollback: v.proceedWithoutRollback === 'true',
+      };
+    },
+    ...(commands.serviceCheck ? { serviceCheck: commands.serviceCheck } : {}),
+    routeFile: paths.routeFile,
+    trusted,
+    credentials,
+  };
   const list = [
     configurationReconciler({ confFile: paths.confFile, cacheDir: paths.cacheDir, otaCertFile: paths.otaCert }),
     powerReconciler({
@@ -188,46 +231,9 @@ export function buildReconcilers(settings: Resolved, engines = buildEngines(sett
       trusted,
       credentials,
     }),
-    firmwareReconciler({
-      stateDir: paths.stateDir,
-      cacheDir: paths.cacheDir,
-      dmiDir: paths.dmiDir,
-      deviceTreeDirs: [under(settings.root, '/proc/device-tree'), under(settings.root, '/sys/firmware/devicetree/base')],
-      firmwareToolInfo: paths.firmwareToolInfo,
-      otaCertFile: paths.otaCert,
-      ...(commands.reboot ? { reboot: commands.reboot } : {}),
-      graceMs: settings.rebootGraceSeconds * 1000,
-      trusted,
-      credentials,
-    }),
-    osUpdateReconciler({
-      stateDir: paths.stateDir,
-      cacheDir: paths.cacheDir,
-      osRelease: paths.osRelease,
-      // Under --root nothing defaults to the host: apt, snapshots and Mender only where set.
-      ...(settings.os.aptPrefix || !settings.root ? { apt: settings.os.aptPrefix ?? [] } : {}),
-      snapshots: new SnapshotDriver({
-        ...(settings.os.rootSubvolume || !settings.root ? { subvolume: settings.os.rootSubvolume ?? '/' } : {}),
-        ...(settings.os.snapshotDir ? { snapshotDir: settings.os.snapshotDir } : {}),
-        ...(settings.os.snapper || !settings.root ? { snapper: settings.os.snapper ?? 'detect' } : {}),
-        ...(settings.os.rollback ? { rollback: settings.os.rollback } : {}),
-      }),
-      ...(settings.os.mender || !settings.root ? { mender: settings.os.mender ?? ['mender'] } : {}),
-      ...(commands.reboot ? { reboot: commands.reboot } : {}),
-      graceMs: settings.rebootGraceSeconds * 1000,
-      conf: async () => {
-        const v = await readConfValues(paths.confFile, ['sotaSW', 'networkCheck', 'proceedWithoutRollback']);
-        return {
-          services: (v.sotaSW ?? '').split(/\s+/).filter(Boolean),
-          networkCheck: v.networkCheck !== 'false',
-          proceedWithoutRollback: v.proceedWithoutRollback === 'true',
-        };
-      },
-      ...(commands.serviceCheck ? { serviceCheck: commands.serviceCheck } : {}),
-      routeFile: paths.routeFile,
-      trusted,
-      credentials,
-    }),
+    firmwareReconciler(firmwareOpts),
+    osUpdateReconciler(osOpts),
+    platformUpdateReconciler({ firmware: firmwareOpts, os: osOpts }),
     packageSourceReconciler({
       sourcesList: paths.aptSourcesList,
       sourcesDir: paths.aptSourcesDir,
