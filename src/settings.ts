@@ -107,6 +107,17 @@ export const Settings = z
     rebootGraceSeconds: z.number().int().min(1).max(3600).default(120).describe('how long a reboot may take to happen'),
     /** Crashes with SIGKILL right before the named journal step (tests only). */
     crashAt: z.string().optional(),
+    /**
+     * Tests only: multiplies every telemetry interval of the configuration file (0.01 turns
+     * publishIntervalSeconds 120 into 1.2 s), so a test can watch an interval change take effect.
+     * The conf values are still read and range-checked as on a device; only the clock is faster.
+     */
+    telemetryTimeScale: z
+      .number()
+      .positive()
+      .max(1)
+      .default(1)
+      .describe('tests only: telemetry intervals are multiplied by this; 1 on a device'),
   })
   .strict();
 export type Settings = z.infer<typeof Settings>;

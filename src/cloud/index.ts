@@ -150,6 +150,7 @@ async function startServices(
   const telemetry: Telemetry = await startTelemetry({
     link,
     settings,
+    timeScale: settings.telemetryTimeScale,
     ...(deps.docker ? { docker: deps.docker } : {}),
     log: log.child({ component: 'telemetry' }),
     ...(adapter ? { out: fanOut(inbmOut(link), adapter) } : {}),
