@@ -132,11 +132,20 @@ export class Controller {
     // History first: whoever sees the result in the status file finds it in results.json too.
     // The pass already recorded a finished request's result; another result (an interim answer,
     // a retry) is recorded here, under the request it belongs to.
+    const requestOf = (doc: Document) =>
+      (doc.spec as { requestId?: string }).requestId ?? doc.metadata.annotations?.['inbm.dev/request-id'];
+    // A request finished by an earlier run that died before its status file said so (a crash
+    // right after the journal's complete mark): its result comes from the journal.
+    const ownRequest = requestOf(entry.doc);
+    if (!outcome.result && ownRequest) {
+      const done = (await this.deps.journal.view(key)).completed(ownRequest);
+      if (done) outcome = { ...outcome, result: { status: done.status, message: done.message, job_id: '' } };
+    }
     const finished = this.finished;
     const already =
       finished && outcome.result && finished.result.status === outcome.result.status && finished.result.message === outcome.result.message;
     if (outcome.result && !already) {
-      const requestId = finished?.requestId ?? (entry.doc.spec as { requestId?: string }).requestId;
+      const requestId = finished?.requestId ?? ownRequest;
       await this.deps.status.recordResult({ kind, name, ...(requestId ? { requestId } : {}), result: outcome.result });
     }
     await this.deps.status.set(kind, name, {

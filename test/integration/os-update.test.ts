@@ -305,44 +305,6 @@ describe('OS update: nothing to do, and a reboot loop', { concurrency: 2 }, () =
   });
 });
 
-describe('OS update: SIGKILL at journalled steps converges', { concurrency: 2 }, () => {
-  for (const point of ['snapshot:ran', 'apt-install:started', 'apt-install:ran', 'reboot:done', 'verdict:ran', 'commit:started']) {
-    it(`killed at ${point}`, async (t) => {
-      if (!mnt) return t.skip('needs root and the cached Debian root');
-      const d = await device(`sota-crash-${point.replace(':', '-')}`);
-      try {
-        await d.apt.publish('2');
-        const at = `OSUpdate/os-update:${point}`;
-        d.agent = await startAgent(d.root, { INBM_CRASH_AT: at });
-        await drop(d.root, 'sota.xml', sota('full'));
-        const before = point.startsWith('verdict') || point.startsWith('commit');
-        if (before) {
-          await waitFor('reboot', async () => ((await reboots(d)) === 1 ? true : undefined));
-          await stopAgent(d.agent);
-          await writeFile(join(d.root.dir, 'proc', 'sys', 'kernel', 'random', 'boot_id'), `boot-${Date.now()}\n`);
-          d.agent = await startAgent(d.root, { INBM_CRASH_AT: at });
-        }
-        const killed = await d.agent.exited;
-        assert.equal(killed.signal, 'SIGKILL', `the agent died at ${point}`);
-        d.agent = await startAgent(d.root);
-        // The reboot command ran before the kill: the restart is the boot after it.
-        if (!before && point !== 'reboot:done') {
-          await waitFor('reboot', async () => ((await reboots(d)) >= 1 ? true : undefined));
-          await phase(d, 'Waiting', /SOTA command status: SUCCESSFUL/);
-          await reboot(d);
-        }
-        await phase(d, 'Ready', new RegExp(SUCCESS.replace(/[.]/g, '\\.')));
-        assert.equal(await reboots(d), 1, 'one reboot, however often the agent died');
-        assert.equal(d.apt.version(), '2');
-        assert.deepEqual(snapshotsOf(d), []);
-        assert.equal((await record(d)).Status, 'SUCCESS');
-      } finally {
-        await done(d);
-      }
-    });
-  }
-});
-
 /**
  * Yocto: the Mender client is a real script keeping A/B state in files; the simulated bootloader
  * boots a freshly installed artifact once and falls back unless it was committed.

@@ -113,7 +113,9 @@ export function planOsUpdate(doc: OSUpdate | undefined, o: OsObserved, now: numb
 
   if (o.completed) {
     const phase = o.completed.status === 200 ? 'Ready' : 'Failed';
-    return { steps: [], outcome: { phase, reason: 'Completed', message: o.completed.message } };
+    // The answer again: a kill between the journal's complete and the status write left the status without it.
+    const result = { status: o.completed.status, message: o.completed.message, job_id: '' };
+    return { steps: [], outcome: { phase, reason: 'Completed', message: o.completed.message, result } };
   }
   if (mode === 'cancel') {
     // The reference answers a cancel only while a download-only runs (spec §5.2 step 8).
