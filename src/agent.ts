@@ -13,6 +13,7 @@ import type { Reconciler } from './controller/types.js';
 import { sweepTempFiles, writeFileAtomic } from './core/atomic.js';
 import { createLogger, type Logger } from './core/log.js';
 import { InbmError, ok, type Result, Status } from './core/result.js';
+import { trimAfterStart } from './core/trim.js';
 import { VERSION } from './core/version.js';
 import type { Document } from './desired/kinds/index.js';
 import { readSecret } from './desired/secrets.js';
@@ -115,6 +116,7 @@ export async function startAgent(options: { root?: string; logLevel?: string }):
     void store.rescan();
   }, settings.resyncSeconds * 1000);
   inventoryTimer.unref();
+  const trim = trimAfterStart(10_000);
   // After the store: a request arriving over MQTT is a drop it must already watch.
   const { startCloud } = await import('./cloud/index.js');
   const cloud = await startCloud(settings, log.child({ component: 'cloud' }), {
@@ -136,6 +138,7 @@ export async function startAgent(options: { root?: string; logLevel?: string }):
     cloud,
     async stop() {
       clearInterval(inventoryTimer);
+      clearTimeout(trim);
       await cloud?.stop();
       await store.stop();
       await controller.stop();
