@@ -7,20 +7,13 @@
  * used while idle. Prints {"bench":"agent-footprint","value":<idle RSS MiB>,"unit":"MiB",...}.
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { type AddressInfo, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
+import { BIN } from '../test/bin.js';
 
-const REPO = resolve(import.meta.dirname, '..');
-const BIN = join(REPO, 'dist', 'src', 'cli', 'main.js');
 const IDLE_SECONDS = Number(process.env.BENCH_IDLE_SECONDS ?? 60);
-
-if (!existsSync(BIN)) {
-  const build = spawnSync('npm', ['run', 'build'], { cwd: REPO, stdio: ['ignore', 2, 2] });
-  if (build.status !== 0) throw new Error('npm run build failed');
-}
 
 /** kB fields of /proc/<pid>/status, in MiB. */
 async function memory(pid: number): Promise<Record<'VmRSS' | 'VmHWM' | 'RssAnon' | 'RssFile', number>> {

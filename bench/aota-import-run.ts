@@ -11,15 +11,15 @@
  * is removed (and unloaded) and the container and image are removed with the CLI, untimed.
  * Prints {"bench":"aota-import-run","value":<agent median / raw median>,"unit":"ratio",...}.
  */
-import { type ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process';
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, watch } from 'node:fs';
 import { copyFile, mkdir, mkdtemp, readFile, rename, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { BIN } from '../test/bin.js';
 
 const REPO_DIR = resolve(import.meta.dirname, '..');
-const BIN = join(REPO_DIR, 'dist', 'src', 'cli', 'main.js');
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 9);
 const WARMUP = 1;
 const ROUND_TIMEOUT_MS = 60_000;
@@ -28,10 +28,6 @@ const REPO = `inbm-bench-${RUN_ID}/app`;
 const DOCKER_CLI = existsSync('/usr/bin/docker') ? '/usr/bin/docker' : 'docker';
 
 if (process.getuid?.() !== 0) throw new Error('aota-import-run needs root (it runs the private docker engine)');
-if (!existsSync(BIN)) {
-  const build = spawnSync('npm', ['run', 'build'], { cwd: REPO_DIR, stdio: ['ignore', 2, 2] });
-  if (build.status !== 0) throw new Error('npm run build failed');
-}
 const envOut = execFileSync('bash', [join(REPO_DIR, 'scripts', 'test-env.sh')], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
 const DOCKER_HOST = /^export DOCKER_HOST=(\S+)$/m.exec(envOut)?.[1];
 if (!DOCKER_HOST) throw new Error(`test-env.sh printed no DOCKER_HOST:\n${envOut}`);

@@ -4,14 +4,13 @@
  * the rename until the resource's status file shows the new generation Ready.
  * Prints {"bench":"drop-to-applied","value":<p50 ms>,"unit":"ms",...}.
  */
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { existsSync, watch } from 'node:fs';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { watch } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
+import { BIN } from '../test/bin.js';
 
-const REPO = resolve(import.meta.dirname, '..');
-const BIN = join(REPO, 'dist', 'src', 'cli', 'main.js');
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 200);
 const WARMUP = 5;
 const ROUND_TIMEOUT_MS = 10_000;
@@ -23,11 +22,6 @@ const NAME = 'bench-drop';
  * Counting from Ready (which comes after the previous 'change' was emitted) clears that window.
  */
 const GAP_MS = Number(process.env.BENCH_DROP_GAP_MS ?? 60);
-
-if (!existsSync(BIN)) {
-  const build = spawnSync('npm', ['run', 'build'], { cwd: REPO, stdio: ['ignore', 2, 2] });
-  if (build.status !== 0) throw new Error('npm run build failed');
-}
 
 const root = await mkdtemp(join(tmpdir(), 'inbm-bench-drop-'));
 const desiredDir = join(root, 'var', 'lib', 'inbm', 'desired-state');

@@ -6,25 +6,18 @@
  * Prints {"bench":"mqtt-roundtrip","value":<p50 ms>,"unit":"ms","p99":<ms>,...}.
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { appendFile, mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { connect } from 'mqtt';
+import { BIN } from '../test/bin.js';
 
-const REPO = resolve(import.meta.dirname, '..');
-const BIN = join(REPO, 'dist', 'src', 'cli', 'main.js');
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 1000);
 const WARMUP = 20;
 const ROUND_TIMEOUT_MS = 10_000;
 const MANIFEST =
   '<?xml version="1.0" encoding="UTF-8"?><manifest><type>config</type><config><cmd>get_element</cmd><configtype><get><path>maxCacheSize</path></get></configtype></config></manifest>';
-
-if (!existsSync(BIN)) {
-  const build = spawnSync('npm', ['run', 'build'], { cwd: REPO, stdio: ['ignore', 2, 2] });
-  if (build.status !== 0) throw new Error('npm run build failed');
-}
 
 const freePort = async () => {
   const s = createServer();

@@ -1,6 +1,7 @@
 /**
  * `npm run bench [-- NAME...]`: runs each benchmark (bench/<name>.ts other than this file) in its
  * own process, pinned to one core with taskset when the machine has it. Each prints one JSON line.
+ * The agent is built first, so a benchmark never measures a stale dist/inbm.mjs.
  */
 import { spawnSync } from 'node:child_process';
 import { readdirSync } from 'node:fs';
@@ -17,6 +18,10 @@ const unknown = wanted.filter((w) => !all.includes(w));
 if (unknown.length > 0) {
   console.error(`unknown benchmark ${unknown.join(', ')}; have: ${all.join(', ')}`);
   process.exit(2);
+}
+if (spawnSync('npm', ['run', 'build'], { cwd: join(here, '..'), stdio: ['ignore', 2, 2] }).status !== 0) {
+  console.error('npm run build failed');
+  process.exit(1);
 }
 const hasTaskset = spawnSync('taskset', ['-c', '0', 'true']).status === 0;
 let failed = false;

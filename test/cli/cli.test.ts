@@ -1,15 +1,15 @@
-/** The built `inbm` binary (dist/, made by `npm run build`, which `npm test` runs first). */
+/** The built `inbm` binary (dist/inbm.mjs, made by `npm run build`, which `npm test` runs first). */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { mkdtemp, readdir, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { parseAllDocuments } from 'yaml';
+import { BIN } from '../bin.js';
 import { FIXTURES } from '../fixtures.js';
 import { until } from '../until.js';
 
-const BIN = resolve(import.meta.dirname, '..', '..', 'dist', 'src', 'cli', 'main.js');
 const inbm = (args: string[], input?: string) => spawnSync(process.execPath, [BIN, ...args], { input, encoding: 'utf8' });
 const fixture = (p: string) => join(FIXTURES, p);
 

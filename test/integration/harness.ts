@@ -5,11 +5,12 @@ import { chmod, mkdir, mkdtemp, readFile, rename, writeFile } from 'node:fs/prom
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { after } from 'node:test';
+import { BIN } from '../bin.js';
 import { until } from '../until.js';
 
-export const BIN = resolve(import.meta.dirname, '..', '..', 'dist', 'src', 'cli', 'main.js');
+export { BIN };
 
 export interface Root {
   dir: string;

@@ -3,11 +3,10 @@ import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { chmod, mkdir, mkdtemp, readFile, rename, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { it } from 'node:test';
+import { BIN } from '../bin.js';
 import { until } from '../until.js';
-
-const BIN = resolve(import.meta.dirname, '..', '..', 'dist', 'src', 'cli', 'main.js');
 
 function startAgent(root: string): { proc: ChildProcess; ready: Promise<void> } {
   const proc = spawn(process.execPath, [BIN, '--root', root, 'agent'], { stdio: ['ignore', 'ignore', 'pipe'] });
