@@ -8,7 +8,7 @@ import { type FSWatcher, watch } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { basename, dirname } from 'node:path';
 import type { Logger } from '../core/log.js';
-import { type Result, resultOf } from '../core/result.js';
+import { type Result, resultOf, Status } from '../core/result.js';
 import { getValues, parseConf } from '../reconcilers/configuration/conffile.js';
 import { SECTION_KEYS, SECTIONS } from '../reconcilers/configuration/schema.js';
 import type { DropPort, Tracked } from './agent-port.js';
@@ -70,7 +70,12 @@ export async function serveInbmTopics(opts: InbmTopicsOptions): Promise<InbmTopi
     log.info({ topic: t.note.topic, status: result.status }, 'request answered');
     await link.publish(TOPICS.event, result.message, { qos: 1 });
     const correlation = t.note.correlation ? Buffer.from(t.note.correlation, 'base64') : undefined;
-    await link.publish(t.note.topic ?? TOPICS.response, formatResult(result), {
+    // The reference's scheduler answers a schedule it cannot parse in plain text, not JSON.
+    const payload =
+      t.note.schedule && result.status === Status.BAD_MANIFEST
+        ? `Error parsing schedule manifest: ${result.message.replace(/^FAILED TO PARSE\/VALIDATE MANIFEST: /, '')}`
+        : formatResult(result);
+    await link.publish(t.note.topic ?? TOPICS.response, payload, {
       qos: 1,
       ...(correlation ? { correlationData: correlation } : {}),
     });
@@ -87,6 +92,11 @@ export async function serveInbmTopics(opts: InbmTopicsOptions): Promise<InbmTopi
     const own = meta?.responseTopic && PRIVATE_RESPONSE.test(meta.responseTopic) ? meta.responseTopic : undefined;
     const note: Record<string, string> = { topic: own ?? (id ? `${TOPICS.response}/${id}` : TOPICS.response) };
     if (own && meta?.correlationData) note.correlation = meta.correlationData.toString('base64');
+    if (type === 'schedule') {
+      // As the reference's dispatcher: an empty acknowledgement on response/<request_id> first.
+      note.schedule = '1';
+      await link.publish(note.topic!, '', { qos: 1 });
+    }
     await reply(port.track ? await port.track(xml, 'mqtt', note) : untracked(port.submitManifest(xml, 'mqtt'), note));
   };
 

@@ -6,7 +6,7 @@ import { readdir, readFile, rm, stat } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { writeFileAtomic } from '../core/atomic.js';
 import type { Logger } from '../core/log.js';
-import { badManifest, InbmError, type Result, resultOf, Status } from '../core/result.js';
+import { badManifest, InbmError, installFailed, type Result, resultOf, Status } from '../core/result.js';
 import { readJson, type StatusWriter } from '../status/files.js';
 import { parseDocuments } from './document.js';
 import type { Document } from './kinds/index.js';
@@ -298,7 +298,13 @@ export function documentsFromText(text: string, file: string, requestId?: string
   if (!isManifest(text)) return { documents: parseDocuments(text, file), secrets: [] };
   const t = manifestToDesired(text, { source: 'file', ...(requestId ? { requestId } : {}) });
   if (t.type === 'query') throw new QueryRequest(t.query);
-  if (t.type !== 'documents') throw badManifest(`${file}: a ${t.type} request is not handled from files yet`);
+  // Valid manifests this agent does not carry out: refused at install time, never half-run.
+  if (t.type === 'schedule') {
+    throw installFailed(
+      `schedule ${t.requestId} (${t.jobs.length} job${t.jobs.length === 1 ? '' : 's'}): scheduled requests are not run by this agent; send each manifest as its own request`,
+    );
+  }
+  if (t.type !== 'documents') throw installFailed(`a ${t.type} manifest is not handled by this agent`);
   // Re-validated through the kind so defaults apply exactly as for a YAML document.
   return { documents: t.documents.map((d, i) => parseDocuments(JSON.stringify(d), `${file}[${i}]`)[0]!), secrets: t.secrets };
 }
