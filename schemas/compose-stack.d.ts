@@ -79,7 +79,7 @@ export interface ComposeStack {
       };
     };
     /**
-     * How long a new version must stay running (and healthy) before it is committed
+     * How long a new version must stay running before it is committed; a container with a health check must also be healthy by then: unhealthy fails at once, still starting gets the soak time again (at least 30 s) before the rollout fails
      */
     soakSeconds?: number;
   };

@@ -8,6 +8,7 @@ import {
   type Gate,
   type GateResult,
   gateError,
+  healthSettleMs,
   memoryGate,
   networkGate,
   preInstallGates,
@@ -267,6 +268,34 @@ describe('soak', () => {
     assert.equal(calls, 3);
     assert.ok(typeof r.measured === 'number' && r.measured < 2500, `stayed healthy ${r.measured} ms`);
     assert.match(r.message, /unhealthy after \d+ ms: exited/);
+  });
+  it('goes on past the duration while the probe is pending, and passes once it settles', async () => {
+    let calls = 0;
+    const probe = async () => ({ ...(await healthy()), ...(++calls < 8 ? { pending: true } : {}) });
+    const r = await soak({ durationMs: 60, intervalMs: 20, settleMs: 1000, probe });
+    assert.equal(r.ok, true);
+    assert.equal(calls, 8);
+    assert.ok(typeof r.measured === 'number' && r.measured >= 140, `soaked ${r.measured} ms`);
+  });
+  it('fails a probe still pending when the settle time is over, marked pending', async () => {
+    const probe = async () => ({ ...(await healthy()), pending: true, message: 'app is starting' });
+    const r = await soak({ durationMs: 60, intervalMs: 20, settleMs: 100, probe });
+    assert.deepEqual([r.ok, r.pending], [false, true]);
+    assert.ok(typeof r.measured === 'number' && r.measured >= 160 && r.measured < 1000, `soaked ${r.measured} ms`);
+    assert.match(r.message, /^not healthy after \d+ ms: app is starting$/);
+  });
+  it('a pending probe turning unhealthy fails at once', async () => {
+    let calls = 0;
+    const probe = async () =>
+      ++calls < 3 ? { ...(await healthy()), pending: true } : { gate: 'svc', ok: false, measured: null, threshold: null, message: 'sick' };
+    const r = await soak({ durationMs: 5000, intervalMs: 20, settleMs: 5000, probe });
+    assert.equal(r.ok, false);
+    assert.equal(calls, 3);
+    assert.match(r.message, /unhealthy after \d+ ms: sick/);
+  });
+  it('the settle time for a health check: the soak time again, at least 30 s', () => {
+    assert.equal(healthSettleMs(0), 30_000);
+    assert.equal(healthSettleMs(120_000), 120_000);
   });
   it('treats a throwing probe as an error result', async () => {
     const r = await soak({ durationMs: 200, intervalMs: 20, probe: () => Promise.reject(new Error('engine gone')) });

@@ -170,9 +170,18 @@ describe('planComposeStack: stopped and absent', () => {
 });
 
 describe('stackHealth and registryOf', () => {
-  it('running means every container running and none unhealthy; a health check still starting is not a failure', () => {
+  it('running means every container running and none unhealthy; a health check still starting is pending, not a pass', () => {
     assert.equal(stackHealth([]).ok, false);
-    assert.equal(stackHealth([container('a'), container('b', { health: 'starting' })]).ok, true);
+    assert.deepEqual(stackHealth([container('a'), container('b', { health: 'starting' })]), {
+      ok: true,
+      pending: true,
+      message: 'health of b is starting',
+    });
+    assert.deepEqual(stackHealth([container('a', { health: 'healthy' }), container('b')]), { ok: true, message: '2 container(s) running' });
+    assert.deepEqual(stackHealth([container('a', { health: 'starting' }), container('b', { health: 'unhealthy' })]), {
+      ok: false,
+      message: 'b is unhealthy',
+    });
     assert.deepEqual(stackHealth([container('a', { health: 'unhealthy' })]), { ok: false, message: 'a is unhealthy' });
     assert.deepEqual(stackHealth([container('a', { running: false, exitCode: 3 })]), { ok: false, message: 'a exited with code 3' });
   });

@@ -10,7 +10,7 @@ export { batteryGate } from './battery.js';
 export { memoryGate } from './memory.js';
 export { networkGate } from './network.js';
 export { servicesGate } from './services.js';
-export { soak } from './soak.js';
+export { healthSettleMs, type SoakProbe, soak } from './soak.js';
 export { storageGate } from './storage.js';
 export type { Gate, GateContext, GateResult } from './types.js';
 

@@ -7,7 +7,9 @@ const SoakSeconds = z
   .min(0)
   .max(3600)
   .default(10)
-  .describe('How long a new version must stay running (and healthy) before it is committed');
+  .describe(
+    'How long a new version must stay running before it is committed; a container with a health check must also be healthy by then: unhealthy fails at once, still starting gets the soak time again (at least 30 s) before the rollout fails',
+  );
 
 const RegistryLogin = z
   .object({ server: z.string().min(1).max(200), credentials: SecretRef })

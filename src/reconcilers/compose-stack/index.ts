@@ -3,13 +3,13 @@
  * removed, files gone). Each version of the stack lives in its own directory,
  * `<cacheDir>/compose/<project>/<generation>`. A new version is brought up over the old one,
  * soaked, and committed (the old directory removed) only if every container of the project
- * stayed up; otherwise it is taken down and the previous directory brought up again.
+ * stayed up (and those with a health check are healthy); otherwise it is taken down and the previous directory brought up again.
  */
 import { mkdir, readdir, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { soak } from '../../controller/gates/index.js';
+import { healthSettleMs, soak } from '../../controller/gates/index.js';
 import type { JournalView } from '../../controller/journal.js';
-import type { Plan, Reconciler, Step } from '../../controller/types.js';
+import type { ExecuteContext, Plan, Reconciler, Step } from '../../controller/types.js';
 import { InbmError, ok, Status } from '../../core/result.js';
 import type { DocumentOf } from '../../desired/kinds/index.js';
 import { type ComposeDriver, composeProjectName, locateStack, type StackLocation } from '../../drivers/compose.js';
@@ -66,13 +66,18 @@ const step = (type: StackStep['type'], description: string, extra: Partial<Stack
   ...extra,
 });
 
-/** Running means: at least one container, every one running and none unhealthy. */
-export function stackHealth(containers: readonly StackContainer[]): { ok: boolean; message: string } {
+/**
+ * Running means: at least one container, every one running and none unhealthy. A health check
+ * still starting is no failure yet, but no pass either (`pending`): the soak waits for it.
+ */
+export function stackHealth(containers: readonly StackContainer[]): { ok: boolean; pending?: boolean; message: string } {
   if (containers.length === 0) return { ok: false, message: 'no containers' };
   const down = containers.find((c) => !c.running);
   if (down) return { ok: false, message: `${down.service || down.name} exited with code ${down.exitCode}` };
   const sick = containers.find((c) => c.health === 'unhealthy');
   if (sick) return { ok: false, message: `${sick.service || sick.name} is unhealthy` };
+  const starting = containers.filter((c) => c.health === 'starting').map((c) => c.service || c.name);
+  if (starting.length > 0) return { ok: true, pending: true, message: `health of ${starting.join(', ')} is starting` };
   return { ok: true, message: `${containers.length} container(s) running` };
 }
 
@@ -170,11 +175,11 @@ export function composeStackReconciler(opts: ComposeStackOptions): Reconciler<Co
       return { containers, versions, ...(rollout ? { rollout } : {}) };
     },
     plan: (doc, observed) => planComposeStack(doc, observed),
-    async execute(s, doc, { signal }) {
+    async execute(s, doc, { signal, progress }) {
       const project = projectOf(doc);
       switch (s.type) {
         case 'fetch':
-          return fetchStack(doc, s.version!, ctx);
+          return fetchStack(doc, s.version!, ctx, progress);
         case 'pull':
           return pullImages(doc, await locate(doc, s.version!), ctx);
         case 'up': {
@@ -227,7 +232,12 @@ async function versionsIn(root: string): Promise<number[]> {
 }
 
 /** Download (trusted repositories only) and extract (no traversal) into a partial directory, renamed into place once complete. */
-async function fetchStack(doc: ComposeStack, version: number, { opts, rootOf, dirOf }: StackContext): Promise<void> {
+async function fetchStack(
+  doc: ComposeStack,
+  version: number,
+  { opts, rootOf, dirOf }: StackContext,
+  onProgress?: ExecuteContext['progress'],
+): Promise<void> {
   const source = doc.spec.source;
   if (!source?.url && !source?.path) throw new InbmError(Status.INSTALL_FAILED, 'AOTA compose up: source.url or source.path is required');
   const root = rootOf(doc);
@@ -239,8 +249,8 @@ async function fetchStack(doc: ComposeStack, version: number, { opts, rootOf, di
     let archive = source.path;
     if (source.url) {
       const creds = source.credentials ? await opts.credentials(source.credentials.secretRef) : undefined;
-      archive = (await download(source.url, { dir: downloads, trusted: await opts.trusted(), ...(creds ? { credentials: creds } : {}) }))
-        .path;
+      const auth = creds ? { credentials: creds } : {};
+      archive = (await download(source.url, { dir: downloads, trusted: await opts.trusted(), ...auth, ...(onProgress ? { onProgress } : {}) })).path;
     }
     await extract(archive!, partial);
     await locateStack(partial, doc.spec.file);
@@ -279,13 +289,18 @@ export function registryOf(image: string): string {
 }
 const hostOf = (server: string) => server.replace(/^[a-z]+:\/\//, '').replace(/\/.*$/, '');
 
-/** Keeps the new version only if every container of the project stays up for the soak time. */
+/**
+ * Keeps the new version only if every container of the project stays up for the soak time and
+ * those with a health check are healthy at its end (still starting: up to healthSettleMs more).
+ */
 async function soakOrRollBack(doc: ComposeStack, s: StackStep, ctx: StackContext, signal: AbortSignal): Promise<void> {
   const project = projectOf(doc);
   // With a restart policy a service that exits comes back at once: a restart during the soak is an exit.
   const restartsAtStart = new Map((await ctx.opts.engine.stack(project)).map((c) => [c.id, c.restarts ?? 0]));
+  const durationMs = doc.spec.soakSeconds * 1000;
   const verdict = await soak({
-    durationMs: doc.spec.soakSeconds * 1000,
+    durationMs,
+    settleMs: healthSettleMs(durationMs),
     intervalMs: 250,
     signal,
     probe: async () => {
@@ -299,7 +314,14 @@ async function soakOrRollBack(doc: ComposeStack, s: StackStep, ctx: StackContext
         : looped.running
           ? { ok: false, message: `${who} exited and was restarted ${restarts(looped)} time(s)` }
           : { ok: false, message: `${who} exited with code ${looped.exitCode} after ${restarts(looped)} restart(s)` };
-      return { gate: 'stack', ok: h.ok, measured: h.message, threshold: 'running', message: h.message };
+      return {
+        gate: 'stack',
+        ok: h.ok,
+        ...(h.pending ? { pending: true } : {}),
+        measured: h.message,
+        threshold: 'running',
+        message: h.message,
+      };
     },
   }).catch((err: unknown) => {
     // The agent is stopping: not a verdict. The step is not done, so the next start soaks again.
@@ -308,7 +330,8 @@ async function soakOrRollBack(doc: ComposeStack, s: StackStep, ctx: StackContext
   });
   if (verdict.ok) return;
   const back = await rollBack(doc, s.version!, s.rollback ?? { restore: false, discard: false }, ctx);
-  throw new InbmError(Status.INSTALL_FAILED, `AOTA compose up: ${project} did not stay up (${verdict.message}); ${back}`);
+  const what = verdict.pending ? 'did not become healthy' : 'did not stay up';
+  throw new InbmError(Status.INSTALL_FAILED, `AOTA compose up: ${project} ${what} (${verdict.message}); ${back}`);
 }
 
 /** Takes the new version down and brings the previous one up again; says what it did. */

@@ -1,12 +1,13 @@
 /**
  * ContainerImage: the image present (import, load or pull), and optionally one container of it
  * running. A new version is started beside the stopped old one, soaked, and committed only if it
- * stayed up; otherwise the old one is started again and the new one removed.
+ * stayed up (and, with a health check, is healthy); otherwise the old one is started again and
+ * the new one removed.
  */
 import { rm } from 'node:fs/promises';
-import { soak } from '../../controller/gates/index.js';
+import { healthSettleMs, soak } from '../../controller/gates/index.js';
 import type { JournalView } from '../../controller/journal.js';
-import type { Plan, Reconciler, Step } from '../../controller/types.js';
+import type { ExecuteContext, Plan, Reconciler, Step } from '../../controller/types.js';
 import type { Logger } from '../../core/log.js';
 import { InbmError, ok, Status } from '../../core/result.js';
 import type { DocumentOf } from '../../desired/kinds/index.js';
@@ -198,7 +199,7 @@ export function containerImageReconciler(opts: ContainerImageOptions): Reconcile
       const mine = () => docker.containers(doc.metadata.name);
       switch (s.type) {
         case 'fetch':
-          return fetchImage(doc, opts);
+          return fetchImage(doc, opts, ctx.progress);
         case 'remove-containers':
           for (const id of s.ids ?? []) await docker.removeContainer(id);
           return;
@@ -235,7 +236,7 @@ export function containerImageReconciler(opts: ContainerImageOptions): Reconcile
   };
 }
 
-async function fetchImage(doc: ContainerImage, opts: ContainerImageOptions): Promise<void> {
+async function fetchImage(doc: ContainerImage, opts: ContainerImageOptions, onProgress?: ExecuteContext['progress']): Promise<void> {
   const { source, image } = doc.spec;
   const tag = tagOf(doc);
   const { docker } = opts;
@@ -259,7 +260,12 @@ async function fetchImage(doc: ContainerImage, opts: ContainerImageOptions): Pro
   const url = source.artifact?.url;
   if (!url) throw new InbmError(Status.INSTALL_FAILED, `AOTA docker ${source.method}: artifact.url is required`);
   const creds = source.artifact?.credentials ? await opts.credentials(source.artifact.credentials.secretRef) : undefined;
-  const { path } = await download(url, { dir: opts.cacheDir, trusted: await opts.trusted(), ...(creds ? { credentials: creds } : {}) });
+  const { path } = await download(url, {
+    dir: opts.cacheDir,
+    trusted: await opts.trusted(),
+    ...(creds ? { credentials: creds } : {}),
+    ...(onProgress ? { onProgress } : {}),
+  });
   try {
     if (source.method === 'import') await docker.importImage(path, image, tag);
     else await docker.loadImage(path);
@@ -291,15 +297,21 @@ export function pullReference(image: string, server: string | undefined): string
   return namesRegistry ? image : `${host}/${image}`;
 }
 
-/** Keeps the new container only if it stays up for the soak time; else the old one comes back. */
+/**
+ * Keeps the new container only if it stays up for the soak time, and (with a health check) is
+ * healthy at its end: unhealthy fails at once, still starting gets healthSettleMs more. Else the
+ * old one comes back.
+ */
 async function soakOrRollBack(doc: ContainerImage, opts: ContainerImageOptions, log: Logger, fetched: readonly string[]): Promise<void> {
   const { docker } = opts;
   const tag = tagOf(doc);
   const all = await docker.containers(doc.metadata.name);
   const fresh = all.find((c) => c.version === tag);
   if (!fresh) throw new InbmError(Status.INSTALL_FAILED, 'the new container is missing');
+  const durationMs = doc.spec.soakSeconds * 1000;
   const verdict = await soak({
-    durationMs: doc.spec.soakSeconds * 1000,
+    durationMs,
+    settleMs: healthSettleMs(durationMs),
     intervalMs: 250,
     probe: async () => {
       const c = await docker.inspect(fresh.id);
@@ -314,13 +326,14 @@ async function soakOrRollBack(doc: ContainerImage, opts: ContainerImageOptions, 
       return {
         gate: 'container',
         ok: healthy,
+        ...(healthy && c.health === 'starting' ? { pending: true } : {}),
         measured: up ? (c.health ?? 'running') : `exited ${c.exitCode}`,
-        threshold: 'running',
-        message: healthy ? 'running' : up ? `health is ${c.health}` : exited,
+        threshold: c.health ? 'healthy' : 'running',
+        message: !up ? exited : c.health ? `${fresh.name} is ${c.health}` : 'running',
       };
     },
   });
-  let reason = verdict.ok ? undefined : `did not stay up (${verdict.message})`;
+  let reason = verdict.ok ? undefined : `${verdict.pending ? 'did not become healthy' : 'did not stay up'} (${verdict.message})`;
   if (!reason) reason = await benchSecurity(doc, fresh, opts, log);
   if (!reason) return;
   await docker.removeContainer(fresh.id);
