@@ -11,9 +11,10 @@ import { chmod, mkdir, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { type AptRoot, makeAptRoot, run, sotaMount } from '../drivers/apt-root.js';
+import { sotaMount } from '../drivers/apt-root.js';
 import { until } from '../until.js';
 import { BIN, drop, makeRoot, type Root, type Running, serveFiles, startAgent, stopAgent, trustRepository } from './harness.js';
+import { device, done, phase, reboot, reboots, record, results, snapshotsOf, statusOf, waitFor } from './sota-device.js';
 
 const mnt = sotaMount();
 const SUCCESS = 'SUCCESSFUL INSTALL: Overall SOTA update successful.  System has been properly updated.';
@@ -24,87 +25,6 @@ const sota = (mode: string, o: { packages?: string; reboot?: 'yes' | 'no' } = {}
   (o.packages ? `<package_list>${o.packages}</package_list>` : '') +
   (o.reboot ? `<deviceReboot>${o.reboot}</deviceReboot>` : '') +
   '</sota></type></ota></manifest>';
-
-interface Device {
-  apt: AptRoot;
-  root: Root;
-  /** Services named here fail the service check. */
-  failing: string;
-  /** Where the rollback command stages the snapshot the next boot starts from. */
-  nextBoot: string;
-  agent?: Running;
-}
-
-async function device(name: string, o: { snapshots?: boolean; extra?: string } = {}): Promise<Device> {
-  const apt = await makeAptRoot(mnt!, name);
-  const failing = join(apt.snapshots, 'failing-services');
-  const nextBoot = join(apt.snapshots, 'next-boot');
-  const check = join(apt.snapshots, 'service-check.sh');
-  await writeFile(check, `#!/bin/sh\ntouch ${failing}\n! grep -qx "$1" ${failing}\n`);
-  await chmod(check, 0o755);
-  const bootFrom = join(apt.snapshots, 'boot-from.sh');
-  await writeFile(bootFrom, `#!/bin/sh\necho "$1" > ${nextBoot}\n`);
-  await chmod(bootFrom, 0o755);
-  const snap =
-    o.snapshots === false ? '' : `  rootSubvolume: ${apt.root}\n  snapshotDir: ${apt.snapshots}\n  rollback: [${bootFrom}, '{snapshot}']\n`;
-  const root = await makeRoot(
-    `  serviceCheck: [${check}, '{service}']\nos:\n  aptPrefix: [chroot, ${apt.root}]\n${snap}rebootGraceSeconds: 120\n${o.extra ?? ''}`,
-  );
-  return { apt, root, failing, nextBoot };
-}
-
-const statusOf = async (d: Device) =>
-  JSON.parse(await readFile(join(d.root.state, 'status', 'OSUpdate', 'os-update.json'), 'utf8')) as {
-    phase: string;
-    lastResult?: { status: number; message: string };
-  };
-const results = async (d: Device) =>
-  (
-    JSON.parse(await readFile(join(d.root.state, 'results.json'), 'utf8')) as Array<{
-      kind: string;
-      result: { status: number; message: string };
-    }>
-  )
-    .filter((r) => r.kind === 'OSUpdate')
-    .map((r) => `${r.result.status} ${r.result.message}`);
-const reboots = async (d: Device) => (await readFile(d.root.rebootLog, 'utf8').catch(() => '')).split('\n').filter(Boolean).length;
-const record = async (d: Device) =>
-  JSON.parse(await readFile(join(d.root.state, 'update-status.json'), 'utf8')) as { Status: string; Error: string };
-const snapshotsOf = (d: Device) =>
-  run(['btrfs', 'subvolume', 'list', '-o', mnt!])
-    .split('\n')
-    .map((l) => l.split(' path ')[1])
-    .filter((p): p is string => !!p && join(mnt!, p).startsWith(`${d.apt.snapshots}/`));
-
-const waitFor = <T>(what: string, probe: () => Promise<T | undefined>) => until(what, probe, 120_000);
-const phase = (d: Device, want: string, message?: RegExp) =>
-  waitFor(`${want}${message ? ` ${message}` : ''}`, async () => {
-    const s = await statusOf(d);
-    return s.phase === want && (!message || message.test(s.lastResult?.message ?? '')) ? s : undefined;
-  });
-
-/** Agent down, the bootloader starts the staged snapshot if there is one, new boot id, agent up. */
-async function reboot(d: Device, kill = false): Promise<void> {
-  if (d.agent) {
-    if (kill) {
-      d.agent.proc.kill('SIGKILL');
-      await d.agent.exited;
-    } else await stopAgent(d.agent);
-  }
-  const staged = await readFile(d.nextBoot, 'utf8').catch(() => undefined);
-  if (staged) {
-    run(['btrfs', 'subvolume', 'delete', d.apt.root]);
-    run(['btrfs', 'subvolume', 'snapshot', staged.trim(), d.apt.root]);
-    await rm(d.nextBoot);
-  }
-  await writeFile(join(d.root.dir, 'proc', 'sys', 'kernel', 'random', 'boot_id'), `boot-${Date.now()}\n`);
-  d.agent = await startAgent(d.root);
-}
-
-async function done(d: Device) {
-  if (d.agent) await stopAgent(d.agent);
-  d.apt.remove();
-}
 
 describe('OS update (SOTA) through apt with a btrfs snapshot', { concurrency: 2 }, () => {
   it('upgrades inbm-demo 1 → 2, reboots once, healthy after the boot: snapshot deleted, success', async (t) => {

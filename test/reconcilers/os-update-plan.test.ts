@@ -137,16 +137,27 @@ describe('planOsUpdate: the verdict after the boot', () => {
     assert.equal(p.outcome.phase, 'Failed');
   });
 
-  it('a recorded verdict wins over a new measurement, and a revert reboot once begun is never planned again', () => {
+  it('a recorded verdict wins over a new measurement, and a revert reboot is issued once per boot it needs', () => {
     const st = { ...installed(), verdict: { ok: false, reason: 'packages: inbm-demo 1 != 2' } };
-    const p = planOsUpdate(
-      doc(),
-      obs({ state: st, steps: { ...booted, 'revert-reboot': rec('b1', 1000, 'started') }, health: { ok: true, reason: 'healthy' } }),
-      now,
-      opts,
-    );
-    assert.deepEqual(ids(p), ['verdict', 'revert']);
-    assert.match(p.complete!.result.message, /inbm-demo 1 != 2/);
+    const health = { ok: true, reason: 'healthy' };
+    const plan = (rr: StepRecord) =>
+      planOsUpdate(doc(), obs({ bootId: 'b2', state: st, steps: { ...booted, 'revert-reboot': rr }, health }), now, opts);
+    // Issued in an earlier boot: the device went down and came back in the snapshot.
+    const after = plan(rec('b1', 1000, 'started'));
+    assert.deepEqual(ids(after), ['verdict', 'revert']);
+    assert.match(after.complete!.result.message, /inbm-demo 1 != 2/);
+    // Issued in this boot and within the grace: wait for the device to go down, answer nothing yet.
+    const going = plan(rec('b2', 1000, 'done'));
+    assert.deepEqual(ids(going), []);
+    assert.equal(going.complete, undefined);
+    assert.equal(going.outcome.phase, 'Waiting');
+    assert.equal(going.outcome.requeueAfterMs, 59_000);
+    // Started, never done, grace over, same boot: the agent died before the command ran: issue it.
+    assert.deepEqual(ids(plan(rec('b2', 61_000, 'started'))), ['verdict', 'revert', 'revert-reboot']);
+    // Done, grace over, same boot: it did not take; answer the failure, never loop on reboots.
+    const stuck = plan(rec('b2', 61_000, 'done'));
+    assert.deepEqual(ids(stuck), ['verdict', 'revert']);
+    assert.equal(stuck.complete!.result.status, 400);
   });
 
   it('without a snapshot there is nothing to reboot into', () => {

@@ -89,6 +89,20 @@ const step = (type: OsStepType, description: string, extra: Partial<OsStep> = {}
   ...extra,
 });
 
+/**
+ * Where a journalled reboot stands: not issued (or issued and killed before it took effect, after
+ * the grace) → issue it; issued in this boot and within the grace → wait for the device to go
+ * down; a new boot → it happened; issued, done, grace over, same boot → it did not take.
+ */
+type RebootStand = { issue: true } | { waitMs: number } | { booted: true } | { stuck: true };
+function rebootStand(rb: StepRecord | undefined, bootId: string, now: number, graceMs: number): RebootStand {
+  if (!rb) return { issue: true };
+  if (rb.bootId !== bootId) return { booted: true };
+  const left = graceMs - (now - Date.parse(rb.at));
+  if (left > 0) return { waitMs: left };
+  return rb.state === 'started' ? { issue: true } : { stuck: true };
+}
+
 /** Whether observe must measure the post-update health: the change ran and the boot it needed happened. */
 export function verdictDue(doc: OSUpdate, o: Pick<OsObserved, 'bootId' | 'steps' | 'state' | 'completed'>): boolean {
   const st = o.state;
@@ -135,8 +149,11 @@ export function planOsUpdate(doc: OSUpdate | undefined, o: OsObserved, now: numb
   // apt failed before the reboot and the agent stopped before the rollback finished.
   if (st?.failure) {
     const steps = st.failure.changed && snapshot ? [step('revert', 'roll back to the snapshot')] : [step('discard', 'drop the snapshot')];
-    if (st.failure.changed && snapshot && rebooting && !o.steps['revert-reboot'])
-      steps.push(step('revert-reboot', 'reboot into the snapshot'));
+    if (st.failure.changed && snapshot && rebooting) {
+      const stand = rebootStand(o.steps['revert-reboot'], o.bootId, now, opts.graceMs);
+      if ('waitMs' in stand) return waitingForRollback(stand.waitMs);
+      if ('issue' in stand) steps.push(step('revert-reboot', 'reboot into the snapshot'));
+    }
     return finish(aptFailure(st.failure, snapshot).toResult(), 'Failed', 'AptFailed', steps);
   }
 
@@ -177,14 +194,11 @@ export function planOsUpdate(doc: OSUpdate | undefined, o: OsObserved, now: numb
         },
       };
     };
-    if (!rb) return waiting(opts.graceMs, issue);
-    if (rb.bootId === o.bootId) {
-      const left = opts.graceMs - (now - Date.parse(rb.at));
-      if (left > 0) return waiting(left);
-      // Started but never finished in this boot: the agent died before the command took effect.
-      if (rb.state === 'started') return waiting(opts.graceMs, issue);
-      return verdictPlan({ ok: false, reason: 'the reboot command ran but the device did not go down' }, false);
-    }
+    const stand = rebootStand(rb, o.bootId, now, opts.graceMs);
+    // Not issued, or started and never finished in this boot: the agent died before it took effect.
+    if ('issue' in stand) return waiting(opts.graceMs, issue);
+    if ('waitMs' in stand) return waiting(stand.waitMs);
+    if ('stuck' in stand) return verdictPlan({ ok: false, reason: 'the reboot command ran but the device did not go down' }, false);
   }
   const verdict = st.verdict ?? o.health;
   if (!verdict) return { steps: [], outcome: { phase: 'Stalled', reason: 'NoVerdict', message: 'post-update health was not measured' } };
@@ -195,7 +209,19 @@ export function planOsUpdate(doc: OSUpdate | undefined, o: OsObserved, now: numb
     if (v.ok) return finish(ok(SUCCESS), 'Ready', 'Committed', [record, step('commit', 'keep the update: delete the snapshot')]);
     const steps = [record, step('revert', yocto ? 'do not commit the new image' : 'roll back to the snapshot')];
     // Mender falls back by a reboot without commit; a snapshot needs the reboot to take effect.
-    if (reboot && (yocto || snapshot) && !o.steps['revert-reboot']) steps.push(step('revert-reboot', 'reboot into the previous system'));
+    if (reboot && (yocto || snapshot)) {
+      const stand = rebootStand(o.steps['revert-reboot'], o.bootId, now, opts.graceMs);
+      if ('waitMs' in stand) return waitingForRollback(stand.waitMs);
+      if ('issue' in stand) steps.push(step('revert-reboot', 'reboot into the previous system'));
+    }
     return finish(revertResult(v.reason), 'Failed', 'RolledBack', steps);
+  }
+
+  function waitingForRollback(left: number): Plan<OsStep> {
+    return {
+      steps: [],
+      runId: requestId,
+      outcome: { phase: 'Waiting', reason: 'WaitingForReboot', message: 'rebooting into the previous system', requeueAfterMs: left },
+    };
   }
 }
