@@ -35,6 +35,7 @@ import { powerReconciler } from './reconcilers/power/index.js';
 import { loadSettings, type Resolved, under } from './settings.js';
 import { StatusWriter } from './status/files.js';
 import { collectInventory, writeInventory } from './status/inventory.js';
+import { ProgressWriter } from './status/progress.js';
 
 export interface Agent {
   settings: Resolved;
@@ -75,6 +76,8 @@ export async function startAgent(options: { root?: string; logLevel?: string }):
   ]);
   if (swept > 0) log.info({ swept }, 'removed temp files of an interrupted write');
   const status = new StatusWriter(paths.stateDir);
+  const progress = new ProgressWriter(paths.stateDir);
+  await progress.reset();
   const engines = buildEngines(settings);
   const reconcilers = buildReconcilers(settings, engines);
   let controller: Controller | undefined;
@@ -104,6 +107,7 @@ export async function startAgent(options: { root?: string; logLevel?: string }):
     gates: () => measureGates(settings),
     resyncMs: settings.resyncSeconds * 1000,
     onSettled: (key, phase, source) => store.settled(key, phase, source),
+    progress,
   });
   await store.start();
   const refreshInventory = () =>

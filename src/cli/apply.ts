@@ -3,6 +3,7 @@ import { basename, join } from 'node:path';
 import { type Result, resultOf } from '../core/result.js';
 import { loadSettings } from '../settings.js';
 import { type FileStatus, fileStatusPath, type ResourceStatus, readJson, statusPath } from '../status/files.js';
+import { type ProgressRecord, readProgress } from '../status/progress.js';
 import { readInput } from './input.js';
 import { validateInput } from './validate.js';
 
@@ -32,12 +33,19 @@ export async function apply(root: string | undefined, file: string, wait: boolea
   await copyFile(file, tmp);
   await rename(tmp, join(paths.desiredDir, name));
   if (!wait) return 0;
-  return print(await waitForResult(paths.stateDir, name, started, started + timeoutMs));
+  const { progressBar } = await import('./progress-bar.js');
+  const bar = progressBar(process.stderr);
+  try {
+    return print(await waitForResult(paths.stateDir, name, started, started + timeoutMs, undefined, bar.show));
+  } finally {
+    bar.end();
+  }
 }
 
 /**
  * The result of the drop named NAME made at SINCE: the store's refusal or answer, or else the
  * results of the resources it became. TICK waits between looks (the agent wakes it on file events).
+ * ON_PROGRESS, when given, is told of the transfers those resources' steps run meanwhile.
  */
 export async function waitForResult(
   stateDir: string,
@@ -45,6 +53,7 @@ export async function waitForResult(
   since: number,
   deadline: number,
   tick: () => Promise<unknown> = () => sleep(10),
+  onProgress?: (p: ProgressRecord) => void,
 ): Promise<Result> {
   // First the store's answer for this drop (refused, or the resources and generations it became) …
   let drop: FileStatus | undefined;
@@ -59,7 +68,15 @@ export async function waitForResult(
   // answer too: a restart was issued and the reboot is pending.
   const answered = (s: ResourceStatus | undefined, generation: number) =>
     s !== undefined && s.observedGeneration >= generation && (FINAL.has(s.phase) || (s.phase === 'Waiting' && s.lastResult !== undefined));
+  let lookedAt = 0;
   while (Date.now() < deadline) {
+    if (onProgress && Date.now() - lookedAt >= PROGRESS_LOOK_MS) {
+      lookedAt = Date.now();
+      for (const { key } of drop.resources ?? []) {
+        const p = await readProgress(stateDir, key);
+        if (p && Date.parse(p.updatedAt) >= since) onProgress(p);
+      }
+    }
     const states = await Promise.all(
       (drop.resources ?? []).map(async ({ key, generation }) => {
         const [kind, rname] = key.split('/') as [string, string];
@@ -75,6 +92,9 @@ export async function waitForResult(
   }
   return resultOf(new Error('timeout'));
 }
+
+/** Progress files are read this often at most: a bar needs no more, the agent's disk no more. */
+const PROGRESS_LOOK_MS = 200;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

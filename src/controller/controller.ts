@@ -9,7 +9,7 @@ import type { Document } from '../desired/kinds/index.js';
 import type { StatusWriter } from '../status/files.js';
 import { type GateRun, gateError } from './gates/index.js';
 import type { Journal } from './journal.js';
-import type { Outcome, Plan, Reconciler } from './types.js';
+import type { Outcome, Plan, Reconciler, StepProgress } from './types.js';
 
 export interface DesiredView {
   get(key: string): { doc: Document; generation: number; source: string; file?: string; deleted?: true } | undefined;
@@ -30,6 +30,8 @@ export interface ControllerDeps {
   /** Told after each recorded pass, so the source of a request can retire it once settled. */
   /** `source`: which drop the settled pass acted for, so a newer drop of the same key is not retired with it. */
   onSettled?: (key: string, phase: Outcome['phase'], source?: { file?: string; generation: number }) => Promise<void>;
+  /** Where a running step's transfer progress goes (src/status/progress.ts); cleared after the step. */
+  progress?: { report(key: string, step: string, p: StepProgress): void; clear(key: string): Promise<void> };
 }
 
 /** More boots than this during one operation is a reboot loop: stop and report it. */
@@ -199,7 +201,15 @@ export class Controller {
       try {
         for (const step of plan.steps) {
           log.info({ step: step.id }, step.description);
-          await journal.step(key, run, step.id, () => reconciler.execute(step, doc, { log, signal: this.abort.signal }));
+          const sink = this.deps.progress;
+          const progress = sink ? (p: StepProgress) => sink.report(key, step.id, p) : undefined;
+          try {
+            await journal.step(key, run, step.id, () =>
+              reconciler.execute(step, doc, { log, signal: this.abort.signal, ...(progress ? { progress } : {}) }),
+            );
+          } finally {
+            await sink?.clear(key);
+          }
         }
       } catch (err) {
         // A one-shot request that failed for good is finished: it is reported, never retried.

@@ -38,9 +38,19 @@ export interface ObserveContext {
   journal: import('./journal.js').JournalView;
 }
 
+/** How far a step's transfer has got (a download's bytes), for a progress bar. */
+export interface StepProgress {
+  bytes: number;
+  total?: number;
+  /** bytes per second */
+  rate: number;
+}
+
 export interface ExecuteContext {
   log: Logger;
   signal: AbortSignal;
+  /** Report a transfer's progress; cheap to call per chunk (the sink throttles). */
+  progress?: (p: StepProgress) => void;
 }
 
 /**

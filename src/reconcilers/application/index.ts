@@ -79,7 +79,7 @@ export function applicationReconciler(opts: ApplicationOptions): Reconciler<Appl
       return completed ? { completed } : {};
     },
     plan: (doc, observed) => planApplication(doc, observed, opts),
-    async execute(step, doc) {
+    async execute(step, doc, { progress }) {
       if (step.type === 'reboot') {
         await runCommand(step.argv);
         return;
@@ -90,6 +90,7 @@ export function applicationReconciler(opts: ApplicationOptions): Reconciler<Appl
         dir: opts.cacheDir,
         trusted: await opts.trusted(),
         ...(credentials ? { credentials } : {}),
+        ...(progress ? { onProgress: progress } : {}),
       });
       try {
         if (!path.endsWith('.deb'))

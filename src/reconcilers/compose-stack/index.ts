@@ -250,7 +250,9 @@ async function fetchStack(
     if (source.url) {
       const creds = source.credentials ? await opts.credentials(source.credentials.secretRef) : undefined;
       const auth = creds ? { credentials: creds } : {};
-      archive = (await download(source.url, { dir: downloads, trusted: await opts.trusted(), ...auth, ...(onProgress ? { onProgress } : {}) })).path;
+      archive = (
+        await download(source.url, { dir: downloads, trusted: await opts.trusted(), ...auth, ...(onProgress ? { onProgress } : {}) })
+      ).path;
     }
     await extract(archive!, partial);
     await locateStack(partial, doc.spec.file);
