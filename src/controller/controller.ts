@@ -139,15 +139,20 @@ export class Controller {
     // A request finished by an earlier run that died before its status file said so (a crash
     // right after the journal's complete mark): its result comes from the journal.
     const ownRequest = requestOf(entry.doc);
-    if (!outcome.result && ownRequest) {
-      const done = (await this.deps.journal.view(key)).completed(ownRequest);
+    let recovered: string | undefined;
+    if (!outcome.result) {
+      const view = await this.deps.journal.view(key);
+      // A rollout's one-shot id is the reconciler's (rollout-…), not the document's request id,
+      // and a YAML document has none: the journal's last run is looked up too.
+      recovered = [ownRequest, view.record?.runId].find((id) => id !== undefined && view.completed(id));
+      const done = recovered === undefined ? undefined : view.completed(recovered);
       if (done) outcome = { ...outcome, result: { status: done.status, message: done.message, job_id: '' } };
     }
     const finished = this.finished;
     const already =
       finished && outcome.result && finished.result.status === outcome.result.status && finished.result.message === outcome.result.message;
     if (outcome.result && !already) {
-      const requestId = finished?.requestId ?? ownRequest;
+      const requestId = finished?.requestId ?? recovered ?? ownRequest;
       await this.deps.status.recordResult({ kind, name, ...(requestId ? { requestId } : {}), result: outcome.result });
     }
     await this.deps.status.set(kind, name, {
@@ -204,8 +209,12 @@ export class Controller {
           const sink = this.deps.progress;
           const progress = sink ? (p: StepProgress) => sink.report(key, step.id, p) : undefined;
           try {
-            await journal.step(key, run, step.id, () =>
-              reconciler.execute(step, doc, { log, signal: this.abort.signal, ...(progress ? { progress } : {}) }),
+            await journal.step(
+              key,
+              run,
+              step.id,
+              () => reconciler.execute(step, doc, { log, signal: this.abort.signal, ...(progress ? { progress } : {}) }),
+              plan.runId ? undefined : plan.outcome.result,
             );
           } finally {
             await sink?.clear(key);
@@ -220,6 +229,13 @@ export class Controller {
     }
     if (plan.complete) await finish(plan.complete.requestId, plan.complete.result);
     if (prune && plan.outcome.phase === 'Ready') this.deps.desired.forget?.(key);
+    // A declarative run (a docker/compose remove, a compose down) killed after its steps ran and
+    // before its result was recorded: nothing is left to do, so this pass reports what it promised.
+    const promised = view.record?.runId === `generation-${generation}` ? view.record.promised : undefined;
+    if (plan.steps.length === 0 && !plan.runId && !plan.outcome.result && promised && doc) {
+      await journal.finish(key, `generation-${generation}`);
+      return { ...plan.outcome, result: { ...promised, job_id: '' } };
+    }
     return plan.outcome;
   }
 

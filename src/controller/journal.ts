@@ -20,6 +20,11 @@ export interface JournalRecord {
   steps: Record<string, StepRecord>;
   /** Distinct boot ids seen while `runId` was in flight: a reboot loop shows as a growing list. */
   boots?: string[];
+  /**
+   * A declarative run's result, as planned, kept while it is in flight: a kill after its last
+   * step and before the status file lets the next pass (with nothing left to do) report it.
+   */
+  promised?: { status: number; message: string };
   /** One-shot requests already finished, newest last, with their result. */
   completed?: Array<{ requestId: string; status: number; message: string; at: string }>;
 }
@@ -78,13 +83,15 @@ export class Journal {
    * Runs `fn` as `step` of run `runId` unless the journal says it is done. The started mark is
    * durable before `fn` begins, the done mark before this returns.
    */
-  async step(key: string, runId: string, step: string, fn: () => Promise<void>): Promise<void> {
+  async step(key: string, runId: string, step: string, fn: () => Promise<void>, promised?: Result): Promise<void> {
     const record = (await this.read(key)) ?? { key, steps: {} };
     if (record.runId !== runId) {
       record.runId = runId;
       record.steps = {};
       record.boots = [this.bootId];
+      delete record.promised;
     }
+    if (promised) record.promised = { status: promised.status, message: promised.message };
     if (record.steps[step]?.state === 'done') return;
     this.crashHook(`${key}:${step}:before`);
     record.steps[step] = { state: 'started', at: new Date().toISOString(), bootId: this.bootId };
@@ -113,6 +120,7 @@ export class Journal {
     // Forgetting the done steps lets a later pass correct drift with the same generation.
     delete record.runId;
     delete record.boots;
+    delete record.promised;
     record.steps = {};
     await this.write(record);
   }
