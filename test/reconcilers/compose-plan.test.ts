@@ -74,6 +74,12 @@ describe('planComposeStack: running', () => {
     assert.equal(p.steps[1]!.rollback?.discard, false);
   });
 
+  it('resumed after a kill once its fetch began: the directory there now is still its own, and a rollback discards it', () => {
+    const p = planComposeStack(doc({}, 2), observed({ versions: [1, 2], containers: [container('web')], fetched: true }));
+    assert.deepEqual(kinds(p), ['up:2', 'soak:2', 'commit']);
+    assert.deepEqual(p.steps[1]!.rollback, { previous: 1, restore: true, discard: true });
+  });
+
   it('rolled out and running: nothing to do', () => {
     const p = planComposeStack(
       doc(),

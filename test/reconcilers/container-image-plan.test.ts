@@ -171,6 +171,20 @@ describe('planImage: rollout with a container', () => {
   });
 });
 
+describe('planImage: a rollout resumed after a kill', () => {
+  const load = { method: 'load' as const, artifact: { url: 'https://repo.example/app-2.tar' } };
+
+  it('killed once its fetch began: the image present now is still its own, and a rollback removes it', () => {
+    const doc = image({ source: load, container: run });
+    const resumed = planImage(doc, seen({ tags: ['1', '2'], containers: [container('1')], inFlight: true, fetched: true }));
+    assert.deepEqual(types(resumed), ['stop-old', 'start', 'soak', 'commit']);
+    assert.deepEqual(resumed.steps.find((s) => s.type === 'soak')!.refs, ['acme/app:2']);
+    // An image that was there before the rollout began is left to the rollback.
+    const present = planImage(doc, seen({ tags: ['1', '2'], containers: [container('1')], inFlight: true }));
+    assert.deepEqual(present.steps.find((s) => s.type === 'soak')!.refs, []);
+  });
+});
+
 describe('pullReference', () => {
   it('puts the registry host in front of a bare image name', () => {
     assert.equal(pullReference('acme/app', '127.0.0.1:5000'), '127.0.0.1:5000/acme/app');

@@ -46,6 +46,8 @@ export interface StackObserved {
   versions: number[];
   /** The result of this generation's rollout, once it finished. */
   rollout?: { status: number; message: string };
+  /** This rollout's fetch step began (journal): the new version's directory is its own even if present now. */
+  fetched?: boolean;
 }
 
 export interface ComposeStackOptions {
@@ -133,7 +135,8 @@ export function planComposeStack(doc: ComposeStack | undefined, o: StackObserved
   const rollback: Rollback = {
     ...(others.length > 0 ? { previous: others.at(-1)! } : {}),
     restore: o.containers.length > 0,
-    discard: !have,
+    // Resumed after a kill that came once the fetch had begun: the directory is there and still ours.
+    discard: !have || o.fetched === true,
   };
   const pulls = doc.spec.pullPolicy === 'always' || doc.spec.registry !== undefined;
   const steps: StackStep[] = [
@@ -172,7 +175,8 @@ export function composeStackReconciler(opts: ComposeStackOptions): Reconciler<Co
       if (!doc) return { containers: [], versions: [] };
       const [containers, versions] = await Promise.all([engine.stack(projectOf(doc)), versionsIn(rootOf(doc))]);
       const rollout = journal.completed(runIdOf(doc));
-      return { containers, versions, ...(rollout ? { rollout } : {}) };
+      const fetched = journal.step(runIdOf(doc), 'fetch') !== undefined;
+      return { containers, versions, ...(rollout ? { rollout } : {}), ...(fetched ? { fetched } : {}) };
     },
     plan: (doc, observed) => planComposeStack(doc, observed),
     async execute(s, doc, { signal, progress }) {

@@ -30,6 +30,8 @@ export interface ImageObserved {
   rollout?: { status: number; message: string };
   /** The journal holds this version's rollout as started: the agent stopped in the middle of it. */
   inFlight?: boolean;
+  /** This rollout's fetch step began (journal): the image is its own even if it is present now. */
+  fetched?: boolean;
 }
 
 export interface ContainerImageOptions {
@@ -151,9 +153,10 @@ export function planImage(doc: ContainerImage | undefined, o: ImageObserved): Pl
   if (old.some((c) => c.running || c.restarting))
     steps.push(step('stop-old', `stop ${old.map((c) => c.version).join(', ')}`, { ids: old.map((c) => c.id) }));
   // A rollback removes the new image only if this rollout fetched it: the engine is left as it was.
+  // Resumed after a kill that came once the fetch had begun, the image is there and still its own.
   steps.push(
     step('start', `start ${image}:${tag}`),
-    step('soak', `soak ${doc.spec.soakSeconds} s`, { refs: haveImage ? [] : [`${image}:${tag}`] }),
+    step('soak', `soak ${doc.spec.soakSeconds} s`, { refs: haveImage && !o.fetched ? [] : [`${image}:${tag}`] }),
   );
   if (old.length > 0)
     steps.push(
@@ -191,7 +194,13 @@ export function containerImageReconciler(opts: ContainerImageOptions): Reconcile
       const [tags, containers] = await Promise.all([docker.tags(doc.spec.image), docker.containers(doc.metadata.name)]);
       const runId = runIdOf(doc);
       const rollout = journal.completed(runId);
-      return { tags, containers, ...(rollout ? { rollout } : {}), ...(journal.record?.runId === runId ? { inFlight: true } : {}) };
+      return {
+        tags,
+        containers,
+        ...(rollout ? { rollout } : {}),
+        ...(journal.record?.runId === runId ? { inFlight: true } : {}),
+        ...(journal.step(runId, 'fetch') ? { fetched: true } : {}),
+      };
     },
     plan: (doc, observed) => planImage(doc, observed),
     async execute(s, doc, ctx) {
