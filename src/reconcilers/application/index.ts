@@ -30,6 +30,8 @@ export type ApplicationStep = (Step & { type: 'install' }) | (Step & { type: 're
 
 export interface ApplicationObserved {
   completed?: { status: number; message: string };
+  /** The reboot step began in an earlier boot than this one: the device has rebooted since. */
+  rebooted?: boolean;
 }
 
 const SUCCESS = 'AOTA application update COMMAND SUCCESSFUL';
@@ -60,7 +62,10 @@ export function planApplication(
   if (!doc.spec.source.url) return refuse('source.url is required');
   if (doc.spec.reboot && !opts.reboot) return refuse('reboot requested but no reboot command is set');
   const steps: ApplicationStep[] = [{ id: 'install', type: 'install', description: `install ${doc.spec.source.url}` }];
-  if (doc.spec.reboot) steps.push({ id: 'reboot', type: 'reboot', argv: opts.reboot!, description: 'reboot after the install' });
+  // A reboot cut short by its own effect (the agent killed as the device went down) is done, not
+  // issued again: the journal's step is only "started", but the boot id says it happened.
+  if (doc.spec.reboot && !o.rebooted)
+    steps.push({ id: 'reboot', type: 'reboot', argv: opts.reboot!, description: 'reboot after the install' });
   const result = ok(SUCCESS);
   return {
     steps,
@@ -76,7 +81,9 @@ export function applicationReconciler(opts: ApplicationOptions): Reconciler<Appl
     kind: 'ApplicationPackage',
     observe: async (doc, { journal }: { journal: JournalView }) => {
       const completed = doc ? journal.completed(doc.spec.requestId) : undefined;
-      return completed ? { completed } : {};
+      if (completed) return { completed };
+      const reboot = doc ? journal.step(doc.spec.requestId, 'reboot') : undefined;
+      return reboot && reboot.bootId !== journal.bootId ? { rebooted: true } : {};
     },
     plan: (doc, observed) => planApplication(doc, observed, opts),
     async execute(step, doc, { progress }) {
