@@ -165,30 +165,30 @@ async function crashAndRecover(root: Root, name: string, project: string, point:
 }
 
 describe('SIGKILL at every journalled step of a ComposeStack upgrade (v1 → v2), restarted: converges', { concurrency: 4 }, () => {
-  for (const stepId of ['fetch', 'up', 'soak', 'commit'])
-    for (const when of ['started', 'ran']) {
-      const point = `${stepId}:${when}`;
-      it(`killed at ${point}`, async () => {
-        const { root, name, project } = await fresh('up');
-        const first = await agentOn(root);
-        await trust(root);
-        await drop(root, 'stack.yaml', doc(name, project, 'v1'));
-        await ready(root, name, 1);
-        await assertVersion(root, project, 1);
-        assert.equal(await stopAgent(first), 0);
+  for (const point of ['fetch', 'up', 'soak', 'commit']
+    .flatMap((s) => ['before', 'started', 'ran', 'done'].map((w) => `${s}:${w}`))
+    .concat('complete')) {
+    it(`killed at ${point}`, async () => {
+      const { root, name, project } = await fresh('up');
+      const first = await agentOn(root);
+      await trust(root);
+      await drop(root, 'stack.yaml', doc(name, project, 'v1'));
+      await ready(root, name, 1);
+      await assertVersion(root, project, 1);
+      assert.equal(await stopAgent(first), 0);
 
-        const agent = await crashAndRecover(root, name, project, point, 'v2', 2);
-        await assertVersion(root, project, 2);
-        assert.equal(await exists(stackDir(root, project, 1)), false, 'the v1 directory removed by the commit');
-        assert.equal(await stopAgent(agent), 0);
-        // Settled: another agent start changes nothing.
-        const again = await agentOn(root);
-        await new Promise((r) => setTimeout(r, 1500));
-        await assertVersion(root, project, 2);
-        assert.equal((await statusOf(root, name)).phase, 'Ready');
-        assert.equal(await stopAgent(again), 0);
-      });
-    }
+      const agent = await crashAndRecover(root, name, project, point, 'v2', 2);
+      await assertVersion(root, project, 2);
+      assert.equal(await exists(stackDir(root, project, 1)), false, 'the v1 directory removed by the commit');
+      assert.equal(await stopAgent(agent), 0);
+      // Settled: another agent start changes nothing.
+      const again = await agentOn(root);
+      await new Promise((r) => setTimeout(r, 1500));
+      await assertVersion(root, project, 2);
+      assert.equal((await statusOf(root, name)).phase, 'Ready');
+      assert.equal(await stopAgent(again), 0);
+    });
+  }
 });
 
 describe('SIGKILL at every journalled step of a first deploy, restarted: converges', { concurrency: 3 }, () => {

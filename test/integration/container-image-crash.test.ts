@@ -109,34 +109,36 @@ async function assertConverged(root: Root, name: string, repo: string, generatio
   assert.ok(!mine.includes(401), 'a resumed import is not refused as already present');
 }
 
-describe('SIGKILL at every journalled step of a ContainerImage rollout (v1 → v2), restarted: converges', () => {
-  for (const stepName of ['fetch', 'stop-old', 'start', 'soak', 'commit']) {
-    for (const when of ['started', 'ran']) {
-      const point = `${stepName}:${when}`;
-      it(`killed at ${point}`, async () => {
-        const { root, name, repo } = await withV1();
-        const doomed = await agentOn(root, { INBM_CRASH_AT: `ContainerImage/${name}:${point}` });
-        await drop(root, 'app.yaml', doc(name, repo, '2', SOAK));
-        assert.equal((await doomed.exited).signal, 'SIGKILL', 'the crash hook fired');
-        const restartedAt = Date.now();
-        const agent = await agentOn(root);
-        await assertConverged(root, name, repo, 2, '2');
-        if (stepName === 'soak') {
-          // Cut short (started) or not marked done (ran): the restarted agent soaks again.
-          const j = await journalOf(root, name);
-          assert.equal(j.steps.soak.state, 'done');
-          assert.ok(Date.parse(j.steps.soak.at) >= restartedAt, 'the soak was done again after the restart');
-          assert.ok(Date.now() - restartedAt >= SOAK * 1000, 'and it took the soak time');
-        }
-        assert.equal(await stopAgent(agent), 0);
-        // Settled: another agent start changes nothing.
-        const again = await agentOn(root);
-        await new Promise((r) => setTimeout(r, 1500));
-        assert.deepEqual(containersOf(name), [`2 running ${repo}:2`]);
-        assert.equal((await statusOf(root, name)).phase, 'Ready');
-        assert.equal(await stopAgent(again), 0);
-      });
-    }
+/** Every journal point of the rollout, in order: before/started/ran/done of each step, then complete. */
+const ROLLOUT_POINTS = ['fetch', 'stop-old', 'start', 'soak', 'commit']
+  .flatMap((s) => ['before', 'started', 'ran', 'done'].map((w) => `${s}:${w}`))
+  .concat('complete');
+
+describe('SIGKILL at every journalled step of a ContainerImage rollout (v1 → v2), restarted: converges', { concurrency: 4 }, () => {
+  for (const point of ROLLOUT_POINTS) {
+    it(`killed at ${point}`, async () => {
+      const { root, name, repo } = await withV1();
+      const doomed = await agentOn(root, { INBM_CRASH_AT: `ContainerImage/${name}:${point}` });
+      await drop(root, 'app.yaml', doc(name, repo, '2', SOAK));
+      assert.equal((await doomed.exited).signal, 'SIGKILL', 'the crash hook fired');
+      const restartedAt = Date.now();
+      const agent = await agentOn(root);
+      await assertConverged(root, name, repo, 2, '2');
+      if (point === 'soak:started' || point === 'soak:ran') {
+        // Cut short (started) or not marked done (ran): the restarted agent soaks again.
+        const j = await journalOf(root, name);
+        assert.equal(j.steps.soak.state, 'done');
+        assert.ok(Date.parse(j.steps.soak.at) >= restartedAt, 'the soak was done again after the restart');
+        assert.ok(Date.now() - restartedAt >= SOAK * 1000, 'and it took the soak time');
+      }
+      assert.equal(await stopAgent(agent), 0);
+      // Settled: another agent start changes nothing.
+      const again = await agentOn(root);
+      await new Promise((r) => setTimeout(r, 1500));
+      assert.deepEqual(containersOf(name), [`2 running ${repo}:2`]);
+      assert.equal((await statusOf(root, name)).phase, 'Ready');
+      assert.equal(await stopAgent(again), 0);
+    });
   }
 });
 
