@@ -186,6 +186,27 @@ describe('ContainerImage', { concurrency: true }, () => {
     assert.deepEqual(await versions(), ['1 running']);
     await a.stop();
   });
+
+  it('an agent stopped during the soak exits without a verdict; restarted, it soaks again and commits', async () => {
+    const { name, repo, a, versions } = await runningV1('image-soak-stop');
+    importImage(`${repo}:2`, 'CMD ["sleep", "3600"]');
+    await drop(a.root, 'app.yaml', imageDoc(name, repo, '2', 'always', 8));
+    const journal = join(a.root.state, 'journal', `ContainerImage-${name}.json`);
+    const soakState = async () =>
+      (JSON.parse(await readFile(journal, 'utf8')) as { steps: Record<string, { state: string }> }).steps.soak?.state;
+    await until('the soak running', async () => ((await soakState().catch(() => undefined)) === 'started' ? true : undefined));
+    await a.stop(); // SIGTERM; exits 0
+    // Stopped, not judged: the soak is still unfinished in the journal, no rollback, no answer yet.
+    assert.equal(await soakState(), 'started');
+    const s = await a.status('ContainerImage', name);
+    assert.notEqual(s.phase, 'Failed');
+    assert.deepEqual(await versions(), ['1 exited', '2 running'], 'the previous version kept, stopped, until the commit');
+    const again = await startAgent(a.root, { DOCKER_HOST: dockerHost });
+    const done = await settled(a, 'ContainerImage', name, 2, 'Ready');
+    assert.equal(done.lastResult!.status, 200);
+    assert.deepEqual(await versions(), ['2 running']);
+    assert.equal(await stopAgent(again), 0);
+  });
 });
 
 describe('ComposeStack', { concurrency: true }, () => {

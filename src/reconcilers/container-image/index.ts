@@ -239,7 +239,7 @@ export function containerImageReconciler(opts: ContainerImageOptions): Reconcile
           return;
         }
         case 'soak':
-          return soakOrRollBack(doc, opts, ctx.log, s.refs ?? []);
+          return soakOrRollBack(doc, opts, ctx, s.refs ?? []);
       }
     },
   };
@@ -311,7 +311,12 @@ export function pullReference(image: string, server: string | undefined): string
  * healthy at its end: unhealthy fails at once, still starting gets healthSettleMs more. Else the
  * old one comes back.
  */
-async function soakOrRollBack(doc: ContainerImage, opts: ContainerImageOptions, log: Logger, fetched: readonly string[]): Promise<void> {
+async function soakOrRollBack(
+  doc: ContainerImage,
+  opts: ContainerImageOptions,
+  { log, signal }: Pick<ExecuteContext, 'log' | 'signal'>,
+  fetched: readonly string[],
+): Promise<void> {
   const { docker } = opts;
   const tag = tagOf(doc);
   const all = await docker.containers(doc.metadata.name);
@@ -322,6 +327,7 @@ async function soakOrRollBack(doc: ContainerImage, opts: ContainerImageOptions, 
     durationMs,
     settleMs: healthSettleMs(durationMs),
     intervalMs: 250,
+    signal,
     probe: async () => {
       const c = await docker.inspect(fresh.id);
       // With a restart policy a container that exits comes back at once: a restart is an exit.
@@ -341,6 +347,10 @@ async function soakOrRollBack(doc: ContainerImage, opts: ContainerImageOptions, 
         message: !up ? exited : c.health ? `${fresh.name} is ${c.health}` : 'running',
       };
     },
+  }).catch((err: unknown) => {
+    // The agent is stopping: not a verdict. The step is not done, so the next start soaks again.
+    if (signal.aborted) throw new InbmError(Status.INSTALL_FAILED, 'soak interrupted by shutdown', true);
+    throw err;
   });
   let reason = verdict.ok ? undefined : `${verdict.pending ? 'did not become healthy' : 'did not stay up'} (${verdict.message})`;
   if (!reason) reason = await benchSecurity(doc, fresh, opts, log);
