@@ -2,117 +2,70 @@
  * POTA end to end: the FOTA machinery (a fake DMI tree, a bash "flash tool" that rewrites the
  * BIOS version and date there, firmware_tool_info.conf, the capsule on 127.0.0.1) and the SOTA
  * machinery (a real Debian root on btrfs, apt in it through chroot, inbm-demo 1 → 2, snapshots)
- * in one root. Both halves checked before either starts; one reboot; verdicts after the boot;
- * SIGKILL at journalled steps converging with one flash and one reboot.
+ * in one root (sota-device.ts). Both halves checked before either starts; one reboot; verdicts
+ * after the boot. Then a SIGKILL, and a power loss, at every journalled step (before/started/ran/
+ * done, and the complete mark) of the success path and of the OS-rollback path: each run ends as
+ * the uncut run of its path ended — the same answer and record, the same reboots, the firmware
+ * tool flashed once, the capsule fetched once, apt's change run once.
  */
 import assert from 'node:assert/strict';
-import { chmod, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import type { Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
-import { type AptRoot, makeAptRoot, run, sotaMount } from '../drivers/apt-root.js';
-import { until } from '../until.js';
-import { drop, makeRoot, type Root, type Running, serveFiles, startAgent, stopAgent, trustRepository } from './harness.js';
+import { after, describe, it } from 'node:test';
+import { sotaMount } from '../drivers/apt-root.js';
+import { drop, type Running, serveFiles, startAgent, trustRepository } from './harness.js';
+import {
+  addFirmware,
+  aptChangesOf,
+  biosOf,
+  type Device,
+  device,
+  done,
+  type Firmware,
+  flashesOf,
+  installsOf,
+  journalSteps,
+  reboot,
+  reboots,
+  rollbacksOf,
+  snapshotsOf,
+  waitFor,
+} from './sota-device.js';
 
 const mnt = sotaMount();
 const FOTA_OK = 'SUCCESSFUL INSTALL: Overall FOTA update successful. System has been updated with new Firmware version...';
 const SOTA_OK = 'SUCCESSFUL INSTALL: Overall SOTA update successful.  System has been properly updated.';
 const POTA_OK = `${FOTA_OK} ${SOTA_OK}`;
 
-let server: Server;
-let filesDir: string;
-let base: string;
 const requests: string[] = [];
 /** URL path → file; each device gets its own path, so concurrent tests count only their own downloads. */
 const files = new Map<string, string>();
+// Served from the start: the uncut runs below go before the tests are declared.
+const filesDir = await mkdtemp(join(tmpdir(), 'inbm-pota-files-'));
+// Line 1 the version, line 2 the date the flash leaves in the DMI tree.
+await writeFile(join(filesDir, 'bios-b02.bin'), 'B.02\n06/15/2026\n');
+const { server, base }: { server: Server; base: string } = await serveFiles(files);
+server.on('request', (req) => requests.push(req.url ?? ''));
 
-before(async () => {
-  filesDir = await mkdtemp(join(tmpdir(), 'inbm-pota-files-'));
-  // Line 1 the version, line 2 the date the flash leaves in the DMI tree.
-  await writeFile(join(filesDir, 'bios-b02.bin'), 'B.02\n06/15/2026\n');
-  const served = await serveFiles(files);
-  server = served.server;
-  base = served.base;
-  server.on('request', (req) => requests.push(req.url ?? ''));
-});
-after(async () => {
-  await new Promise<void>((r) => server.close(() => r()));
-  await rm(filesDir, { recursive: true, force: true });
-});
-
-interface Device {
+interface PotaDevice extends Device, Firmware {
   /** This device's capsule path on the server. */
   capsule: string;
-  apt: AptRoot;
-  root: Root;
-  dmi: string;
-  toolLog: string;
-  nextBoot: string;
-  failing: string;
-  agent?: Running;
+  /** The most dpkg's log ever showed inbm-demo 2 installed (read before each boot, which may start a snapshot). */
+  installs: number;
 }
 
-async function device(name: string, o: { snapshots?: boolean; extra?: string } = {}): Promise<Device> {
-  const apt = await makeAptRoot(mnt!, name);
-  const failing = join(apt.snapshots, 'failing-services');
-  const nextBoot = join(apt.snapshots, 'next-boot');
-  const check = join(apt.snapshots, 'service-check.sh');
-  await writeFile(check, `#!/bin/sh\ntouch ${failing}\n! grep -qx "$1" ${failing}\n`);
-  await chmod(check, 0o755);
-  const bootFrom = join(apt.snapshots, 'boot-from.sh');
-  await writeFile(bootFrom, `#!/bin/sh\necho "$1" > ${nextBoot}\n`);
-  await chmod(bootFrom, 0o755);
-  const snap =
-    o.snapshots === false ? '' : `  rootSubvolume: ${apt.root}\n  snapshotDir: ${apt.snapshots}\n  rollback: [${bootFrom}, '{snapshot}']\n`;
-  const root = await makeRoot(
-    `  serviceCheck: [${check}, '{service}']\nos:\n  aptPrefix: [chroot, ${apt.root}]\n${snap}${o.extra ?? 'rebootGraceSeconds: 120\n'}`,
-  );
-  const dmi = join(root.dir, 'sys', 'devices', 'virtual', 'dmi', 'id');
-  await mkdir(dmi, { recursive: true });
-  const values = {
-    bios_vendor: 'Acme BIOS Inc.',
-    bios_version: 'A.01',
-    bios_date: '01/15/2025',
-    sys_vendor: 'Acme Corp',
-    product_name: 'Test Board',
-  };
-  for (const [k, v] of Object.entries(values)) await writeFile(join(dmi, k), `${v}\n`);
-  const toolLog = join(root.dir, 'fwtool.log');
-  const tool = join(root.dir, 'fwtool.sh');
-  await writeFile(
-    tool,
-    `#!/bin/bash
-printf '%s\\n' "$*" >> ${toolLog}
-[ "$1" = --check ] && exit 0
-[ -e ${root.dir}/fwtool.nochange ] && exit 0
-for f in "$@"; do [ -f "$f" ] && fw="$f"; done
-sed -n 1p "$fw" > ${dmi}/bios_version
-sed -n 2p "$fw" > ${dmi}/bios_date
-`,
-  );
-  await chmod(tool, 0o755);
-  await writeFile(
-    join(root.dir, 'etc', 'firmware_tool_info.conf'),
-    `<?xml version="1.0" encoding="utf-8"?>
-<firmware_component>
-  <firmware_product name='Test Board'>
-    <operating_system>linux</operating_system>
-    <firmware_tool>${tool}</firmware_tool>
-    <firmware_tool_args>--apply</firmware_tool_args>
-    <firmware_tool_check_args>--check</firmware_tool_check_args>
-    <firmware_file_type>bin</firmware_file_type>
-  </firmware_product>
-</firmware_component>
-`,
-  );
+async function potaDevice(name: string, o: { snapshots?: boolean; graceSeconds?: number } = {}): Promise<PotaDevice> {
+  const d = await device(name, o);
+  const fw = await addFirmware(d);
   const capsule = `/fw/${name}/bios-b02.bin`;
   files.set(capsule, join(filesDir, 'bios-b02.bin'));
-  return { capsule, apt, root, dmi, toolLog, nextBoot, failing };
+  return Object.assign(d, fw, { capsule, installs: 0 });
 }
 
 /** The shape of pota-integration-remote.xml, the capsule on the loopback server, apt for the OS part. */
-const pota = (d: Device, o: { vendor?: string } = {}) =>
+const pota = (d: PotaDevice, o: { vendor?: string } = {}) =>
   `<?xml version="1.0" encoding="UTF-8"?><manifest><type>ota</type><ota><header><type>pota</type><repo>remote</repo></header>` +
   `<type><pota><fota name="sample"><fetch>${base}${d.capsule}</fetch><biosversion>B.02</biosversion>` +
   `<manufacturer>Acme Corp</manufacturer><product>Test Board</product><vendor>${o.vendor ?? 'Acme BIOS Inc.'}</vendor>` +
@@ -134,52 +87,162 @@ const statusOf = async (d: Device) =>
     lastResult?: { status: number; message: string };
     history: Array<{ message: string }>;
   };
-const lines = async (path: string) => (await readFile(path, 'utf8').catch(() => '')).split('\n').filter(Boolean);
-const flashes = async (d: Device) => (await lines(d.toolLog)).filter((l) => l.startsWith('--apply'));
-const reboots = async (d: Device) => (await lines(d.root.rebootLog)).length;
 const record = async (d: Device) =>
   JSON.parse(await readFile(join(d.root.state, 'update-status.json'), 'utf8')) as { Status: string; Type: string; Error: string };
-const bios = async (d: Device) => (await readFile(join(d.dmi, 'bios_version'), 'utf8')).trim();
 const cached = async (d: Device) =>
   (await readdir(join(d.root.dir, 'var', 'cache', 'manageability')).catch(() => [] as string[])).filter((n) => n !== 'repository-tool');
-const snapshotsOf = (d: Device) =>
-  run(['btrfs', 'subvolume', 'list', '-o', mnt!])
-    .split('\n')
-    .map((l) => l.split(' path ')[1])
-    .filter((p): p is string => !!p && join(mnt!, p).startsWith(`${d.apt.snapshots}/`));
-const waitFor = <T>(what: string, probe: () => Promise<T | undefined>) => until(what, probe, 120_000);
 const phase = (d: Device, want: string) =>
   waitFor(want, async () => {
     const s = await statusOf(d);
     return s.phase === want ? s : undefined;
   });
+const alive = (a: Running | undefined) => !!a && a.proc.exitCode === null && a.proc.signalCode === null;
 
-/** Agent down, the bootloader starts the staged snapshot if there is one, new boot id, agent up. */
-async function powerCycle(d: Device, env: Record<string, string> = {}, ready = true): Promise<void> {
-  if (d.agent && d.agent.proc.exitCode === null && d.agent.proc.signalCode === null) {
-    d.agent.proc.kill('SIGKILL');
-    await d.agent.exited;
-  }
-  const staged = await readFile(d.nextBoot, 'utf8').catch(() => undefined);
-  if (staged) {
-    run(['btrfs', 'subvolume', 'delete', d.apt.root]);
-    run(['btrfs', 'subvolume', 'snapshot', staged.trim(), d.apt.root]);
-    await rm(d.nextBoot);
-  }
-  await writeFile(join(d.root.dir, 'proc', 'sys', 'kernel', 'random', 'boot_id'), `boot-${Date.now()}\n`);
-  d.agent = await startAgent(d.root, env, { ready });
+/** The machine goes down (the agent with it), the bootloader starts the staged snapshot if any, new boot id, agent up. */
+async function powerCycle(d: PotaDevice, env: Record<string, string> = {}): Promise<void> {
+  d.installs = Math.max(d.installs, await installsOf(d, '2'));
+  await reboot(d, true, env);
 }
 
-async function done(d: Device) {
+async function finish(d: PotaDevice) {
   if (process.env.POTA_DEBUG) console.error(d.agent?.output().slice(-6000));
-  if (d.agent && d.agent.proc.exitCode === null && d.agent.proc.signalCode === null) await stopAgent(d.agent);
-  d.apt.remove();
+  await done(d);
 }
+
+// SIGKILL (or power loss) at every journalled step. The step ids come from the planner as an
+// uncut run executes them: its journal lists every step it ran, in order, with the boot each
+// ran in. Each killed run must end as its uncut run ended.
+const KEY = 'PlatformUpdate/platform-update';
+const STAGES = ['before', 'started', 'ran', 'done'];
+type Path = 'success' | 'rollback';
+
+/**
+ * The reboot command's step done, and after a rollback reboot (which the run answers at once) the
+ * answer too. Other steps may stay started: a kill after a flash or an install ran leaves its mark,
+ * and the restart, seeing the change on record, does not plan it again.
+ */
+async function settled(d: PotaDevice): Promise<boolean> {
+  const file = JSON.parse(await readFile(join(d.root.state, 'journal', `${KEY.replace('/', '-')}.json`), 'utf8')) as {
+    runId?: string;
+    steps: Record<string, { state: string }>;
+    completed?: Array<{ requestId: string }>;
+  };
+  if (['reboot', 'revert-reboot'].some((id) => file.steps[id] && file.steps[id].state !== 'done')) return false;
+  return !file.steps['revert-reboot'] || !!file.completed?.some((c) => c.requestId === file.runId);
+}
+
+/**
+ * Runs the request to its answer, powering through every reboot the agent asks for (the boot
+ * after the update fails docker on the rollback path). With `crash`, the agent of boot
+ * `crash.boot` is set to die at `crash.point`; once it has, the agent is started again in the
+ * same boot, or in the next when its reboot command had already run, or when the power was lost
+ * (`crash.power`: the machine boots, the staged snapshot if there is one).
+ */
+async function drive(d: PotaDevice, path: Path, crash?: Crash): Promise<void> {
+  const env = (boot: number): Record<string, string> =>
+    crash && !killed && boot === crash.boot ? { INBM_CRASH_AT: `${KEY}:${crash.point}` } : {};
+  let killed = false;
+  let cycled = 0;
+  const boot = async () => {
+    if (path === 'rollback' && cycled === 0) await writeFile(d.failing, 'docker\n');
+    cycled = await reboots(d);
+    await powerCycle(d, env(cycled));
+  };
+  d.agent = await startAgent(d.root, env(0));
+  await trustRepository(d.root, `${base}/fw`);
+  await drop(d.root, 'pota.xml', pota(d));
+  for (let i = 0; i < 8; i++) {
+    const next = await waitFor('the answer, a reboot or the kill', async () => {
+      if (!alive(d.agent)) return 'killed';
+      // The agent set to die in this boot dies in it: the kill may follow the reboot command.
+      if (crash && !killed && crash.boot === cycled) return undefined;
+      if ((await reboots(d)) > cycled) return (await settled(d)) ? 'reboot' : undefined;
+      const s = await statusOf(d).catch(() => undefined);
+      // The last history line: a pass that only finds the request completed records no new result.
+      return s && s.phase !== 'Waiting' && /INSTALL/.test(s.history.at(-1)?.message ?? '') ? 'answer' : undefined;
+    });
+    if (next === 'answer') {
+      assert.ok(!crash || killed, 'the crash hook fired');
+      return;
+    }
+    if (next === 'killed') {
+      assert.ok(crash && !killed, `only the crash point kills the agent: ${d.agent?.output().slice(-3000)}`);
+      assert.equal((await d.agent!.exited).signal, 'SIGKILL', `the agent died at ${crash.point}`);
+      killed = true;
+      if (crash.power || (await reboots(d)) > cycled) await boot();
+      else d.agent = await startAgent(d.root);
+    } else await boot();
+  }
+  assert.fail('no answer after 8 turns');
+}
+
+/** The record with what differs between runs (the time, the request id, this device's capsule URL) replaced. */
+async function recordOf(d: PotaDevice) {
+  const r = JSON.parse(await readFile(join(d.root.state, 'update-status.json'), 'utf8')) as Record<string, string>;
+  assert.deepEqual(Object.keys(r), ['Status', 'Type', 'Time', 'Metadata', 'Error', 'Version']);
+  assert.match(r.Time!, /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d$/);
+  const m = JSON.parse(r.Metadata!) as { requestId: string; firmware: { source: { url: string } } };
+  assert.equal(m.firmware.source.url, `${base}${d.capsule}`);
+  const metadata = { ...m, requestId: '<id>', firmware: { ...m.firmware, source: { ...m.firmware.source, url: '<capsule>' } } };
+  return { ...r, Time: '<time>', Metadata: JSON.stringify(metadata) };
+}
+
+/** What a run leaves that an uncut run and a killed one must agree on. */
+async function outcomeOf(d: PotaDevice) {
+  const s = await statusOf(d);
+  const answers = await results(d);
+  return {
+    phase: s.phase,
+    answer: `${s.lastResult?.status} ${s.lastResult?.message}`,
+    // The interim answer is lost when the agent dies in the pass that reboots (as for FOTA and SOTA).
+    answers: answers.filter((r) => r !== '200 COMMAND SUCCESSFUL'),
+    interim: answers.length - answers.filter((r) => r !== '200 COMMAND SUCCESSFUL').length <= 1,
+    reboots: await reboots(d),
+    flashes: await flashesOf(d),
+    downloads: requests.filter((r) => r === d.capsule).length,
+    installs: Math.max(d.installs, await installsOf(d, '2')),
+    aptChanges: await aptChangesOf(d),
+    version: d.apt.version(),
+    bios: await biosOf(d),
+    snapshots: snapshotsOf(d).length,
+    rollbacks: await rollbacksOf(d),
+    record: await recordOf(d),
+  };
+}
+
+interface Baseline {
+  outcome: Awaited<ReturnType<typeof outcomeOf>>;
+  /** The steps the uncut run journalled, grouped by the boot they ran in. */
+  boots: string[][];
+}
+
+async function uncut(path: Path): Promise<Baseline> {
+  const d = await potaDevice(`pota-uncut-${path}`);
+  try {
+    await d.apt.publish('2');
+    await drive(d, path);
+    const boots = new Map<string, string[]>();
+    for (const [id, step] of Object.entries(await journalSteps(d, KEY))) boots.set(step.bootId, [...(boots.get(step.bootId) ?? []), id]);
+    return { outcome: await outcomeOf(d), boots: [...boots.values()] };
+  } finally {
+    await finish(d);
+  }
+}
+
+// Made before the tests are declared: the crash points are named by the uncut runs.
+const baselines = mnt
+  ? await Promise.all([uncut('success'), uncut('rollback')]).then(([success, rollback]) => ({ success, rollback }))
+  : undefined;
+// Registered only now: node:test runs what is declared while the module still awaits.
+after(async () => {
+  await new Promise<void>((r) => server.close(() => r()));
+  await rm(filesDir, { recursive: true, force: true });
+});
 
 describe('POTA: firmware then OS, one reboot', { concurrency: 2 }, () => {
   it('both eligible: flashed, upgraded, one reboot, both verdicts good → 200, snapshot deleted', async (t) => {
     if (!mnt) return t.skip('needs root and the cached Debian root');
-    const d = await device('pota-ok');
+    const d = await potaDevice('pota-ok');
     try {
       await d.apt.publish('2');
       d.agent = await startAgent(d.root);
@@ -187,8 +250,8 @@ describe('POTA: firmware then OS, one reboot', { concurrency: 2 }, () => {
       await drop(d.root, 'pota.xml', pota(d));
       await waitFor('reboot', async () => ((await reboots(d)) === 1 ? true : undefined));
       assert.equal(d.apt.version(), '2', 'the OS part ran before the reboot');
-      assert.equal(await bios(d), 'B.02', 'the flash ran before the reboot');
-      assert.equal((await flashes(d)).length, 1);
+      assert.equal(await biosOf(d), 'B.02', 'the flash ran before the reboot');
+      assert.equal(await flashesOf(d), 1);
       assert.deepEqual(await cached(d), [], 'the capsule download is gone');
       assert.deepEqual({ Status: (await record(d)).Status, Type: (await record(d)).Type }, { Status: 'PENDING', Type: 'pota' });
       assert.equal(snapshotsOf(d).length, 1, 'the snapshot waits for the verdict');
@@ -202,15 +265,15 @@ describe('POTA: firmware then OS, one reboot', { concurrency: 2 }, () => {
       assert.equal((await record(d)).Type, 'pota');
       assert.equal(await reboots(d), 1, 'exactly one reboot');
       assert.equal(requests.filter((r) => r === d.capsule).length, 1, 'downloaded once');
-      assert.equal((await flashes(d)).length, 1);
+      assert.equal(await flashesOf(d), 1);
     } finally {
-      await done(d);
+      await finish(d);
     }
   });
 
   it('firmware ineligible: 400 with the reason, nothing downloaded, no snapshot, the package untouched', async (t) => {
     if (!mnt) return t.skip('needs root and the cached Debian root');
-    const d = await device('pota-inelig');
+    const d = await potaDevice('pota-inelig');
     try {
       await d.apt.publish('2');
       d.agent = await startAgent(d.root);
@@ -226,17 +289,17 @@ describe('POTA: firmware then OS, one reboot', { concurrency: 2 }, () => {
       );
       assert.deepEqual(snapshotsOf(d), []);
       assert.equal(d.apt.version(), '1');
-      assert.deepEqual(await flashes(d), []);
+      assert.equal(await flashesOf(d), 0);
       assert.equal(await reboots(d), 0);
-      assert.equal(await bios(d), 'A.01');
+      assert.equal(await biosOf(d), 'A.01');
     } finally {
-      await done(d);
+      await finish(d);
     }
   });
 
   it('OS precondition failing (no snapshot, proceedWithoutRollback=false): 400, the firmware not touched', async (t) => {
     if (!mnt) return t.skip('needs root and the cached Debian root');
-    const d = await device('pota-nosnap', { snapshots: false });
+    const d = await potaDevice('pota-nosnap', { snapshots: false });
     try {
       await d.apt.publish('2');
       d.agent = await startAgent(d.root);
@@ -258,17 +321,17 @@ describe('POTA: firmware then OS, one reboot', { concurrency: 2 }, () => {
         [],
         'zero HTTP requests',
       );
-      assert.deepEqual(await flashes(d), []);
+      assert.equal(await flashesOf(d), 0);
       assert.equal(d.apt.version(), '1');
       assert.equal(await reboots(d), 0);
     } finally {
-      await done(d);
+      await finish(d);
     }
   });
 
   it('firmware not updated after the boot: 400 with the FOTA text; the OS, healthy, is kept and committed', async (t) => {
     if (!mnt) return t.skip('needs root and the cached Debian root');
-    const d = await device('pota-fwfail');
+    const d = await potaDevice('pota-fwfail');
     try {
       await d.apt.publish('2');
       await writeFile(join(d.root.dir, 'fwtool.nochange'), '');
@@ -280,19 +343,19 @@ describe('POTA: firmware then OS, one reboot', { concurrency: 2 }, () => {
       const s = await phase(d, 'Failed');
       assert.equal(s.lastResult?.status, 400);
       assert.match(s.lastResult!.message, /^FAILED INSTALL: Overall FOTA update failed\. Firmware not updated\./);
-      assert.equal(await bios(d), 'A.01');
+      assert.equal(await biosOf(d), 'A.01');
       assert.equal(d.apt.version(), '2');
       assert.deepEqual(snapshotsOf(d), [], 'the OS part passed its own check: committed');
       assert.equal(await reboots(d), 1);
       assert.equal((await record(d)).Status, 'FAIL');
     } finally {
-      await done(d);
+      await finish(d);
     }
   });
 
   it('the OS unhealthy after the boot: rolled back and rebooted into the snapshot, 400; the firmware stays', async (t) => {
     if (!mnt) return t.skip('needs root and the cached Debian root');
-    const d = await device('pota-revert');
+    const d = await potaDevice('pota-revert');
     try {
       await d.apt.publish('2');
       d.agent = await startAgent(d.root);
@@ -310,82 +373,121 @@ describe('POTA: firmware then OS, one reboot', { concurrency: 2 }, () => {
       await writeFile(d.failing, '');
       await powerCycle(d);
       assert.equal(d.apt.version(), '1');
-      assert.equal(await bios(d), 'B.02');
+      assert.equal(await biosOf(d), 'B.02');
     } finally {
-      await done(d);
+      await finish(d);
     }
   });
 });
 
-describe('POTA: SIGKILL at journalled steps', { concurrency: 2 }, () => {
-  const before = [
-    'bios:done',
-    'flash:ran',
-    'snapshot:ran',
-    'apt-update:started',
-    'apt-update:ran',
-    'apt-install:ran',
-    'reboot:started',
-    'reboot:done',
+describe('POTA: the uncut runs the crash cases compare with', () => {
+  it('success: firmware then OS, one reboot, committed; every state as the first test above checks it', (t) => {
+    if (!baselines) return t.skip('needs root and the cached Debian root');
+    const { outcome, boots } = baselines.success;
+    assert.deepEqual(boots, [
+      ['bios', 'flash', 'snapshot', 'apt-update', 'apt-install', 'record-pending', 'reboot'],
+      ['firmware-verdict', 'os-verdict', 'commit', 'record'],
+    ]);
+    assert.equal(outcome.phase, 'Ready');
+    assert.equal(outcome.answer, `200 ${POTA_OK}`);
+    assert.deepEqual(outcome.answers, [`200 ${POTA_OK}`]);
+    assert.deepEqual(
+      { ...outcome, record: { ...outcome.record, Metadata: '' } },
+      {
+        ...outcome,
+        reboots: 1,
+        flashes: 1,
+        downloads: 1,
+        installs: 1,
+        aptChanges: 1,
+        version: '2',
+        bios: 'B.02',
+        snapshots: 0,
+        rollbacks: 0,
+        interim: true,
+        record: { Status: 'SUCCESS', Type: 'pota', Time: '<time>', Metadata: '', Error: '', Version: 'v1' },
+      },
+    );
+  });
+
+  it('rollback: the OS unhealthy after the boot, rolled back into the snapshot, 400, the firmware kept', (t) => {
+    if (!baselines) return t.skip('needs root and the cached Debian root');
+    const { outcome, boots } = baselines.rollback;
+    assert.deepEqual(boots, [
+      ['bios', 'flash', 'snapshot', 'apt-update', 'apt-install', 'record-pending', 'reboot'],
+      ['firmware-verdict', 'os-verdict', 'revert', 'record', 'revert-reboot'],
+    ]);
+    assert.equal(outcome.phase, 'Failed');
+    assert.match(outcome.answer, /^400 FAILED INSTALL: System has not been properly updated; reverting\. services: inactive: docker/);
+    assert.deepEqual(outcome.answers, [outcome.answer]);
+    assert.deepEqual(
+      { ...outcome, record: { ...outcome.record, Metadata: '' } },
+      {
+        ...outcome,
+        reboots: 2,
+        flashes: 1,
+        downloads: 1,
+        installs: 1,
+        aptChanges: 1,
+        version: '1',
+        bios: 'B.02',
+        rollbacks: 1,
+        interim: true,
+        record: { Status: 'FAIL', Type: 'pota', Time: '<time>', Metadata: '', Error: outcome.answer.slice(4), Version: 'v1' },
+      },
+    );
+  });
+});
+
+interface Crash {
+  point: string;
+  /** The boot the point is reached in: 0 before the update's reboot. */
+  boot: number;
+  power?: boolean;
+}
+
+const cases = (path: Path): Crash[] => {
+  if (!baselines) return [];
+  const { boots } = baselines[path];
+  // The rollback path's first boot is the success path's: only what differs is killed again.
+  const from = path === 'rollback' ? 1 : 0;
+  return [
+    ...boots.flatMap((steps, boot) => (boot < from ? [] : steps.flatMap((s) => STAGES.map((p) => ({ point: `${s}:${p}`, boot }))))),
+    { point: 'complete', boot: boots.length - 1 },
   ];
-  const afterBoot = ['firmware-verdict:ran', 'os-verdict:started', 'commit:started', 'record:ran', 'complete'];
-  for (const point of [...before, ...afterBoot]) {
-    it(`killed at ${point}: converges to 200 with one flash and one reboot`, async (t) => {
-      if (!mnt) return t.skip('needs root and the cached Debian root');
-      const d = await device(`pota-${point.replace(':', '-')}`, { extra: 'rebootGraceSeconds: 2\n' });
-      const crashAt = { INBM_CRASH_AT: `PlatformUpdate/platform-update:${point}` };
-      try {
-        await d.apt.publish('2');
-        if (afterBoot.includes(point)) {
-          d.agent = await startAgent(d.root);
-          await trustRepository(d.root, `${base}/fw`);
-          await drop(d.root, 'pota.xml', pota(d));
-          await waitFor('reboot', async () => ((await reboots(d)) === 1 ? true : undefined));
-          await powerCycle(d, crashAt, false);
-        } else {
-          d.agent = await startAgent(d.root, crashAt);
-          await trustRepository(d.root, `${base}/fw`);
-          await drop(d.root, 'pota.xml', pota(d));
-        }
-        assert.equal((await d.agent.exited).signal, 'SIGKILL', 'the crash hook fired');
-        // Boot on until the verdict: an agent whose reboot command ran is "powered off".
-        let verdict: { phase: string; message: string } | undefined;
-        for (let boot = 0; boot < 4 && !verdict; boot++) {
-          const rebootsBefore = await reboots(d);
-          d.agent = await startAgent(d.root);
-          verdict = await waitFor('verdict or reboot', async () => {
-            // The last history line: a pass that only finds the request completed records no new result.
-            const s = await statusOf(d).catch(() => undefined);
-            const message = s?.history.at(-1)?.message ?? '';
-            if (s && s.phase !== 'Waiting' && /INSTALL/.test(message)) return { phase: s.phase, message };
-            return (await reboots(d)) > rebootsBefore ? null : undefined;
-          }).then((v) => v ?? undefined);
-          if (!verdict) {
-            // The reboot script already moved the boot id: power off, and the next loop boots.
-            d.agent.proc.kill('SIGKILL');
-            await d.agent.exited;
+};
+
+for (const path of ['success', 'rollback'] as const)
+  for (const power of [false, true]) {
+    const how = power ? 'power lost' : 'killed';
+    describe(`POTA ${path} path: ${how} at every journalled step, it converges to the uncut run`, { concurrency: 3 }, () => {
+      for (const { point, boot } of cases(path)) {
+        it(`${how} at ${point}`, async () => {
+          const uncutRun = baselines![path].outcome;
+          // A reboot marked started and not run: after a kill the restart, in the same boot, cannot
+          // tell whether the command is under way, so it waits out the grace before issuing it again;
+          // after a power loss the boot it asked for has happened, and the command is not run at all.
+          const unissued = point.endsWith('reboot:started');
+          const expected = power && unissued ? { ...uncutRun, reboots: uncutRun.reboots - 1 } : uncutRun;
+          const d = await potaDevice(`pota-${path}-${power ? 'power' : 'kill'}-${point.replace(':', '-')}`, {
+            graceSeconds: unissued && !power ? 6 : 120,
+          });
+          try {
+            await d.apt.publish('2');
+            await drive(d, path, { point, boot, power });
+            const got = await outcomeOf(d);
+            // Cut after the rollback command ran and before its done mark, it runs again: it only
+            // stages the same snapshot for the next boot, so twice is harmless.
+            if (point === 'revert:ran') assert.equal(got.rollbacks, 2, 'the rollback command ran again');
+            assert.deepEqual(
+              point === 'revert:ran' ? { ...got, rollbacks: expected.rollbacks } : got,
+              expected,
+              'the same end as the uncut run: answer, reboots, one flash, one download, one install, record',
+            );
+          } finally {
+            await finish(d);
           }
-        }
-        assert.equal(verdict?.phase, 'Ready', verdict?.message);
-        assert.equal(verdict?.message, POTA_OK);
-        // The interim answer is lost when the agent dies in the pass that reboots (as for FOTA and SOTA).
-        const answers = await results(d);
-        assert.deepEqual(
-          answers.filter((r) => r !== '200 COMMAND SUCCESSFUL'),
-          [`200 ${POTA_OK}`],
-          'one final answer, nothing else',
-        );
-        assert.ok(answers.length <= 2);
-        assert.equal((await flashes(d)).length, 1, 'flashed exactly once');
-        assert.equal(requests.filter((r) => r === d.capsule).length, 1, 'downloaded exactly once');
-        assert.equal(await reboots(d), 1, 'rebooted exactly once');
-        assert.equal(d.apt.version(), '2');
-        assert.equal(await bios(d), 'B.02');
-        assert.deepEqual(snapshotsOf(d), []);
-        assert.equal((await record(d)).Status, 'SUCCESS');
-      } finally {
-        await done(d);
+        });
       }
     });
   }
-});
