@@ -161,6 +161,8 @@ async function percentDiskUsed(path: string): Promise<number> {
 }
 
 export interface ContainerStats {
+  /** Whether an engine could answer, checked before each collection (the engine may start after the agent). */
+  available(): Promise<boolean>;
   stats(): Promise<Array<{ name: string; image: string; cpuPercent: number; memoryBytes: number }>>;
 }
 

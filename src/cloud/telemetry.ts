@@ -6,7 +6,6 @@
  * every tick and whenever the file changes, so `inbm set` takes effect without a restart.
  */
 import { type FSWatcher, watch } from 'node:fs';
-import { stat } from 'node:fs/promises';
 import { basename, dirname } from 'node:path';
 import type { Logger } from '../core/log.js';
 import { readConfValues } from '../reconcilers/configuration/index.js';
@@ -145,13 +144,6 @@ export function sourcePaths(settings: Resolved): SourcePaths {
   };
 }
 
-/** The socket the Docker engine would answer on (DOCKER_HOST wins, as in drivers/docker.ts). */
-function dockerSocket(settings: Resolved): string | undefined {
-  const host = process.env.DOCKER_HOST;
-  if (host) return host.startsWith('unix://') ? host.slice('unix://'.length) : undefined;
-  return settings.docker.socket;
-}
-
 export async function startTelemetry(o: TelemetryOptions): Promise<Telemetry> {
   const confFile = o.confFile ?? o.settings.paths.confFile;
   const out = o.out ?? inbmOut(o.link);
@@ -159,13 +151,8 @@ export async function startTelemetry(o: TelemetryOptions): Promise<Telemetry> {
   const paths = sourcePaths(o.settings);
   const cpu = new CpuMeter(`${paths.procDir}/stat`);
   const bomArgv = o.swBomCommand ?? swBomCommand(o.settings.root ? under(o.settings.root, '/var/lib/dpkg') : undefined);
-  const socket = dockerSocket(o.settings);
-  const docker = async () => {
-    // Only a socket that exists is worth a dockerode import and a request; a TCP DOCKER_HOST is tried as is.
-    if (!o.docker) return undefined;
-    if (socket === undefined) return o.docker;
-    return (await stat(socket).catch(() => undefined))?.isSocket() ? o.docker : undefined;
-  };
+  // Only an engine that could answer is worth a dockerode import and a request.
+  const docker = async () => (o.docker && (await o.docker.available()) ? o.docker : undefined);
 
   let conf = DEFAULT_TELEMETRY_CONF;
   let stopped = false;

@@ -3,6 +3,7 @@
  * import). The engine is found through DOCKER_HOST or the given socket, independent of --root.
  */
 import { createReadStream } from 'node:fs';
+import { stat } from 'node:fs/promises';
 import type Dockerode from 'dockerode';
 import { InbmError, Status } from '../core/result.js';
 
@@ -97,6 +98,16 @@ export class DockerDriver {
   private client: Promise<Dockerode> | undefined;
 
   constructor(private readonly socketPath?: string) {}
+
+  /**
+   * Whether an engine could answer, without loading dockerode (~5 MiB the agent only pays once
+   * it has containers to look at): the unix socket exists; a TCP DOCKER_HOST is taken as is.
+   */
+  async available(): Promise<boolean> {
+    const socket = engineSocket(this.socketPath);
+    if (socket === undefined) return true;
+    return (await stat(socket).catch(() => undefined))?.isSocket() ?? false;
+  }
 
   private docker(): Promise<Dockerode> {
     this.client ??= connectDocker(this.socketPath);
@@ -218,12 +229,19 @@ export class DockerDriver {
   }
 }
 
+/** The unix socket the engine answers on: DOCKER_HOST's when set (undefined for tcp), else the given one. */
+function engineSocket(socketPath?: string): string | undefined {
+  const host = process.env.DOCKER_HOST;
+  if (host) return host.startsWith('unix://') ? host.slice('unix://'.length) : undefined;
+  return socketPath ?? '/var/run/docker.sock';
+}
+
 /** The engine client: DOCKER_HOST when set, else the given socket. */
 export async function connectDocker(socketPath?: string): Promise<Dockerode> {
   const { default: Docker } = await import('dockerode');
-  const host = process.env.DOCKER_HOST;
-  if (host?.startsWith('unix://')) return new Docker({ socketPath: host.slice('unix://'.length) });
-  return host ? new Docker() : new Docker({ socketPath: socketPath ?? '/var/run/docker.sock' });
+  const socket = engineSocket(socketPath);
+  // dockerode reads a tcp DOCKER_HOST (and DOCKER_TLS_VERIFY, DOCKER_CERT_PATH) itself.
+  return socket === undefined ? new Docker() : new Docker({ socketPath: socket });
 }
 
 /** Engine errors as results: 404 stays 404, an unreachable engine is worth retrying. */

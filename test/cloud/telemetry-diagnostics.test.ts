@@ -7,8 +7,10 @@ import { measureGates } from '../../src/agent.js';
 import { startThingsBoard } from '../../src/cloud/adapters/thingsboard.js';
 import { type DiagnosticResult, type Diagnostics, startDiagnostics } from '../../src/cloud/diagnostics.js';
 import { writeFileAtomic } from '../../src/core/atomic.js';
+import { DockerDriver } from '../../src/drivers/docker.js';
 import { DEFAULT_CONF } from '../../src/reconcilers/configuration/conffile.js';
 import { loadSettings } from '../../src/settings.js';
+import { engineUp } from '../integration/engine.js';
 import { until } from '../until.js';
 import { type Mqtt, quiet, startMqtt } from './link-fixture.js';
 
@@ -124,5 +126,62 @@ describe('diagnostics over a real broker', () => {
       return e.filter((m) => m.text.startsWith('Command: install_check')).length >= 2 ? e : undefined;
     });
     assert.ok(events.some((e) => /^Command: check_network passed\. Message: network: /.test(e.text)));
+  });
+});
+
+describe('container_health_check only where an engine answers', () => {
+  const saved = process.env.DOCKER_HOST;
+  let mqtt: Mqtt;
+  let root: string;
+  before(async () => {
+    // The settings' socket alone decides: a DOCKER_HOST from the test environment would win.
+    delete process.env.DOCKER_HOST;
+    root = await makeDevice();
+    mqtt = await startMqtt(['manageability/event']);
+  });
+  after(async () => {
+    if (saved !== undefined) process.env.DOCKER_HOST = saved;
+    await mqtt?.close();
+    await rm(root, { recursive: true, force: true });
+  });
+
+  test('no socket: periodic runs leave it out, on demand it fails naming why; a socket: it lists the engine', async () => {
+    const settings = await loadSettings(root);
+    const options = {
+      link: mqtt.link,
+      measure: () => measureGates(settings),
+      confFile: settings.paths.confFile,
+      log: quiet,
+      timeScale: 0.001,
+    };
+    const none = await startDiagnostics({ ...options, docker: new DockerDriver(join(root, 'no-docker.sock')), serveCommands: false });
+    const before = mqtt.cloud.on('manageability/event').length;
+    await until('three periodic install_check runs', async () =>
+      mqtt.cloud
+        .on('manageability/event')
+        .slice(before)
+        .filter((m) => m.text.startsWith('Command: install_check')).length >= 3
+        ? true
+        : undefined,
+    );
+    assert.deepEqual(
+      mqtt.cloud
+        .on('manageability/event')
+        .slice(before)
+        .filter((m) => m.text.includes('container_health_check')),
+      [],
+    );
+    assert.deepEqual(await none.run('container_health_check'), {
+      cmd: 'container_health_check',
+      rc: 1,
+      message: 'no container engine answering',
+    });
+    await none.stop();
+    const socket = engineUp().replace(/^unix:\/\//, '');
+    const real = await startDiagnostics({ ...options, timeScale: 1, docker: new DockerDriver(socket), serveCommands: false });
+    const r = await real.run('container_health_check');
+    await real.stop();
+    assert.equal(r.rc, 0, r.message);
+    assert.match(r.message, /^\d+ containers, \d+ running/);
   });
 });
