@@ -12,6 +12,7 @@ import { build } from 'esbuild';
 
 const ROOT = resolve(import.meta.dirname, '..');
 const OUTFILE = join(ROOT, 'dist', 'inbm.mjs');
+const STUB = join(ROOT, 'scripts', 'stubs', 'unsupported.cjs');
 
 await build({
   entryPoints: [join(ROOT, 'src', 'cli', 'main.ts')],
@@ -24,8 +25,16 @@ await build({
   // Class names stay readable in logs (pino prints err.constructor.name as the error type).
   keepNames: true,
   sourcemap: true,
-  // Loaded lazily only when a container is managed, with native optional parts: left as a package.
-  external: ['dockerode'],
+  // dockerode is bundled too (CommonJS in the bundle is evaluated at first require, so it still
+  // loads only once the engine is used), minus what the agent never reaches: see the stub.
+  plugins: [
+    {
+      name: 'unsupported',
+      setup(b) {
+        b.onResolve({ filter: /^(ssh2|@grpc\/grpc-js|@grpc\/proto-loader)$/ }, () => ({ path: STUB }));
+      },
+    },
+  ],
   // Bundled CommonJS dependencies (pino, mqtt, aedes) call require for Node's built-ins.
   banner: { js: "import { createRequire as __inbmRequire } from 'node:module'; const require = __inbmRequire(import.meta.url);" },
   logLevel: 'warning',
