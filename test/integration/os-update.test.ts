@@ -79,6 +79,31 @@ describe('OS update (SOTA) through apt with a btrfs snapshot', { concurrency: 2 
     }
   });
 
+  it('the requested package not at its new version after the boot (the old root came up): rolled back, naming it', async (t) => {
+    if (!mnt) return t.skip('needs root and the cached Debian root');
+    const d = await device('sota-pkgcheck');
+    try {
+      await d.apt.publish('2');
+      d.agent = await startAgent(d.root);
+      await drop(d.root, 'sota.xml', sota('full', { packages: 'inbm-demo' }));
+      await waitFor('reboot', async () => ((await reboots(d)) === 1 ? true : undefined));
+      assert.equal(d.apt.version(), '2');
+      // The bootloader falls back to the root taken before the update: services fine, package at 1.
+      const [snapshot] = snapshotsOf(d);
+      assert.ok(snapshot, 'a snapshot was taken');
+      await writeFile(d.nextBoot, join(mnt, snapshot));
+      await reboot(d);
+      assert.equal(d.apt.version(), '1');
+      const s = await phase(d, 'Failed', /^FAILED INSTALL: System has not been properly updated; reverting\./);
+      assert.match(s.lastResult!.message, /packages: inbm-demo 1 != 2/);
+      assert.doesNotMatch(s.lastResult!.message, /services:/);
+      assert.equal(s.lastResult!.status, 400);
+      assert.equal((await record(d)).Status, 'FAIL');
+    } finally {
+      await done(d);
+    }
+  });
+
   it('apt failing before the reboot (a package whose postinst fails): rolled back at once, 400', async (t) => {
     if (!mnt) return t.skip('needs root and the cached Debian root');
     const d = await device('sota-aptfail');
