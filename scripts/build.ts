@@ -31,7 +31,7 @@ await build({
     {
       name: 'unsupported',
       setup(b) {
-        b.onResolve({ filter: /^(ssh2|@grpc\/grpc-js|@grpc\/proto-loader)$/ }, () => ({ path: STUB }));
+        b.onResolve({ filter: /^(ssh2|@grpc\/grpc-js|@grpc\/proto-loader|protobufjs)$/ }, () => ({ path: STUB }));
       },
     },
   ],
