@@ -222,8 +222,15 @@ export class Controller {
         }
       } catch (err) {
         // A one-shot request that failed for good is finished: it is reported, never retried.
-        if (plan.complete && !(err instanceof InbmError && err.retryable)) await finish(plan.complete.requestId, resultOf(err));
-        throw err;
+        if (!plan.complete || (err instanceof InbmError && err.retryable)) throw err;
+        const result = resultOf(err);
+        await finish(plan.complete.requestId, result);
+        // What the reconciler makes of the finished request (Failed: RolledBack, NotFound…) is its
+        // phase now, not a stall that only the next pass would turn into that.
+        const after = reconciler.plan(doc, await reconciler.observe(doc, { log, journal: await journal.view(key) }), Date.now());
+        if (after.steps.length > 0 || after.outcome.phase !== 'Failed') throw err;
+        log.warn({ status: result.status, reason: after.outcome.reason }, 'request failed');
+        return { ...after.outcome, result };
       }
       if (!plan.runId && plan.outcome.phase !== 'Waiting') await journal.finish(key, run);
     }

@@ -90,6 +90,38 @@ describe('controller', () => {
     assert.equal(s.conditions.find((c: { type: string }) => c.type === 'Stalled').status, 'True');
   });
 
+  it('a one-shot finished by its failure takes the phase its reconciler gives it at once (Failed: RolledBack), with the error as result', async () => {
+    let finished = false;
+    const r: Reconciler = {
+      kind: 'PowerAction',
+      observe: async (_d, { journal }) => journal.completed('r1') !== undefined,
+      plan: (_d, done): Plan =>
+        done
+          ? { steps: [], outcome: { phase: 'Failed', reason: 'RolledBack', message: 'rolled back' } }
+          : {
+              steps: [{ id: 'a', description: 'a' }],
+              runId: 'r1',
+              complete: { requestId: 'r1', result: ok('done') },
+              outcome: { phase: 'Ready', reason: 'Done', message: 'done' },
+            },
+      execute: async () => {
+        finished = true;
+        throw new InbmError(Status.INSTALL_FAILED, 'did not stay up; rolled back to 1');
+      },
+    };
+    const { state, controller } = await setup(r);
+    controller.start();
+    await controller.idle();
+    await controller.stop();
+    assert.ok(finished);
+    const s = await status(state);
+    assert.equal(s.phase, 'Failed');
+    assert.ok(s.conditions.some((c: { reason: string }) => c.reason === 'RolledBack'), JSON.stringify(s.conditions));
+    assert.deepEqual(s.lastResult, { status: 400, message: 'FAILED TO INSTALL: did not stay up; rolled back to 1', job_id: '' });
+    const history = JSON.parse(await readFile(join(state, 'results.json'), 'utf8')) as unknown[];
+    assert.equal(history.length, 1, 'recorded once');
+  });
+
   it('a retryable error waits with backoff instead of failing', async () => {
     const { r } = fake(['a'], { fail: new InbmError(Status.INSTALL_FAILED, 'network down', true) });
     const { state, controller } = await setup(r);
