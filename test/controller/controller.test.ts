@@ -116,7 +116,10 @@ describe('controller', () => {
     assert.ok(finished);
     const s = await status(state);
     assert.equal(s.phase, 'Failed');
-    assert.ok(s.conditions.some((c: { reason: string }) => c.reason === 'RolledBack'), JSON.stringify(s.conditions));
+    assert.ok(
+      s.conditions.some((c: { reason: string }) => c.reason === 'RolledBack'),
+      JSON.stringify(s.conditions),
+    );
     assert.deepEqual(s.lastResult, { status: 400, message: 'FAILED TO INSTALL: did not stay up; rolled back to 1', job_id: '' });
     const history = JSON.parse(await readFile(join(state, 'results.json'), 'utf8')) as unknown[];
     assert.equal(history.length, 1, 'recorded once');
