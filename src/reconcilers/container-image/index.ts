@@ -321,7 +321,18 @@ async function soakOrRollBack(
   const tag = tagOf(doc);
   const all = await docker.containers(doc.metadata.name);
   const fresh = all.find((c) => c.version === tag);
-  if (!fresh) throw new InbmError(Status.INSTALL_FAILED, 'the new container is missing');
+  const old = all.filter((c) => c.version !== tag);
+  /** Takes the new version away and starts the previous one again; the engine is left as before the rollout. */
+  const rollBack = async (reason: string): Promise<never> => {
+    if (fresh) await docker.removeContainer(fresh.id);
+    for (const c of old) await docker.start(c.id);
+    for (const ref of fetched) await docker.removeImage(ref).catch(() => {});
+    const back = old.length > 0 ? `rolled back to ${old.map((c) => c.version).join(', ')}` : 'removed';
+    throw new InbmError(Status.INSTALL_FAILED, `AOTA docker: ${doc.spec.image}:${tag} ${reason}; ${back}`);
+  };
+  // Killed during a rollback, after the new container went and before the old one was started
+  // again (or it was removed by hand meanwhile): finish that rollback, never leave nothing running.
+  if (!fresh) return rollBack('is missing (its container is gone: a rollback cut short, finished now)');
   const durationMs = doc.spec.soakSeconds * 1000;
   const verdict = await soak({
     durationMs,
@@ -355,12 +366,7 @@ async function soakOrRollBack(
   let reason = verdict.ok ? undefined : `${verdict.pending ? 'did not become healthy' : 'did not stay up'} (${verdict.message})`;
   if (!reason) reason = await benchSecurity(doc, fresh, opts, log);
   if (!reason) return;
-  await docker.removeContainer(fresh.id);
-  const old = all.filter((c) => c.version !== tag);
-  for (const c of old) await docker.start(c.id);
-  for (const ref of fetched) await docker.removeImage(ref).catch(() => {});
-  const back = old.length > 0 ? `rolled back to ${old.map((c) => c.version).join(', ')}` : 'removed';
-  throw new InbmError(Status.INSTALL_FAILED, `AOTA docker: ${doc.spec.image}:${tag} ${reason}; ${back}`);
+  await rollBack(reason);
 }
 
 /** Runs the DBS check; returns why the update must be rolled back (ON and failing), else nothing. */
