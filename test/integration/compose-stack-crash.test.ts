@@ -203,3 +203,37 @@ describe('SIGKILL at every journalled step of a first deploy, restarted: converg
       });
     }
 });
+
+describe('ComposeStack rollback cut short', () => {
+  it('killed mid-rollback (v2 taken down, v1 not up yet): the restart brings v1 up again, 400 rolled back', async () => {
+    const { root, name, project } = await fresh('rb-resume');
+    const first = await agentOn(root);
+    await trust(root);
+    await drop(root, 'stack.yaml', doc(name, project, 'v1'));
+    await ready(root, name, 1);
+    assert.equal(await stopAgent(first), 0);
+
+    const dying = await startAgent(root, { DOCKER_HOST: dockerHost, INBM_CRASH_AT: `ComposeStack/${name}:soak:started` }, { ready: false });
+    agents.add(dying);
+    await drop(root, 'stack.yaml', doc(name, project, 'v2'));
+    assert.equal((await withTimeout('the kill at soak:started', dying.exited, 60_000)).signal, 'SIGKILL');
+    // What the rollback does first, before the kill that cut it short: the new version goes down.
+    for (const id of lines(docker('ps', '-aq', '--filter', `label=com.docker.compose.project=${project}`))) docker('rm', '-f', id);
+    assert.deepEqual(containers(project), []);
+
+    const again = await agentOn(root);
+    const s = await until(
+      'generation 2 settled',
+      async () => {
+        const st = await statusOf(root, name);
+        return st.observedGeneration === 2 && ['Ready', 'Stalled', 'Failed'].includes(st.phase) && st.lastResult ? st : undefined;
+      },
+      60_000,
+    );
+    assert.equal(s.phase, 'Failed', JSON.stringify(s));
+    assert.equal(s.lastResult.status, 400);
+    assert.match(s.lastResult.message, /rolled back to version 1$/);
+    await assertVersion(root, project, 1);
+    assert.equal(await stopAgent(again), 0);
+  });
+});

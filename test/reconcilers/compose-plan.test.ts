@@ -74,6 +74,15 @@ describe('planComposeStack: running', () => {
     assert.equal(p.steps[1]!.rollback?.discard, false);
   });
 
+  it('resumed with a rollback recorded before its up: that rollback, not what the engine shows now (a rollback cut short)', () => {
+    const recorded = { previous: 1, restore: true, discard: true };
+    // v2 taken down by the rollback, v1 not up yet: the engine shows nothing running.
+    const p = planComposeStack(doc({}, 2), observed({ versions: [1, 2], fetched: true, rollback: recorded }));
+    assert.deepEqual(p.steps.find((s) => s.type === 'soak')!.rollback, recorded);
+    const unrecorded = planComposeStack(doc({}, 2), observed({ versions: [1, 2], fetched: true }));
+    assert.equal(unrecorded.steps.find((s) => s.type === 'soak')!.rollback?.restore, false, 'what it would have guessed');
+  });
+
   it('resumed after a kill once its fetch began: the directory there now is still its own, and a rollback discards it', () => {
     const p = planComposeStack(doc({}, 2), observed({ versions: [1, 2], containers: [container('web')], fetched: true }));
     assert.deepEqual(kinds(p), ['up:2', 'soak:2', 'commit']);

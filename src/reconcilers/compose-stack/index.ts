@@ -5,11 +5,12 @@
  * soaked, and committed (the old directory removed) only if every container of the project
  * stayed up (and those with a health check are healthy); otherwise it is taken down and the previous directory brought up again.
  */
-import { mkdir, readdir, rename, rm } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { healthSettleMs, soak } from '../../controller/gates/index.js';
 import type { JournalView } from '../../controller/journal.js';
 import type { ExecuteContext, Plan, Reconciler, Step } from '../../controller/types.js';
+import { writeFileAtomic } from '../../core/atomic.js';
 import { InbmError, ok, Status } from '../../core/result.js';
 import type { DocumentOf } from '../../desired/kinds/index.js';
 import { type ComposeDriver, composeProjectName, locateStack, type StackLocation } from '../../drivers/compose.js';
@@ -48,6 +49,11 @@ export interface StackObserved {
   rollout?: { status: number; message: string };
   /** This rollout's fetch step began (journal): the new version's directory is its own even if present now. */
   fetched?: boolean;
+  /**
+   * How this rollout rolls back, recorded before its `up` changed anything: resumed after a kill
+   * (a rollback cut short included) the engine no longer shows what was running before.
+   */
+  rollback?: Rollback;
 }
 
 export interface ComposeStackOptions {
@@ -132,7 +138,7 @@ export function planComposeStack(doc: ComposeStack | undefined, o: StackObserved
   }
 
   const others = o.versions.filter((v) => v !== target);
-  const rollback: Rollback = {
+  const rollback: Rollback = o.rollback ?? {
     ...(others.length > 0 ? { previous: others.at(-1)! } : {}),
     restore: o.containers.length > 0,
     // Resumed after a kill that came once the fetch had begun: the directory is there and still ours.
@@ -169,6 +175,7 @@ export function composeStackReconciler(opts: ComposeStackOptions): Reconciler<Co
   const dirOf = (doc: ComposeStack, v: number) => join(rootOf(doc), String(v));
   const locate = (doc: ComposeStack, v: number) => locateStack(dirOf(doc, v), doc.spec.file);
   const ctx: StackContext = { opts, rootOf, dirOf, locate };
+  const rollbackFile = (doc: ComposeStack) => join(rootOf(doc), '.rollback.json');
   return {
     kind: 'ComposeStack',
     async observe(doc, { journal }: { journal: JournalView }) {
@@ -176,7 +183,11 @@ export function composeStackReconciler(opts: ComposeStackOptions): Reconciler<Co
       const [containers, versions] = await Promise.all([engine.stack(projectOf(doc)), versionsIn(rootOf(doc))]);
       const rollout = journal.completed(runIdOf(doc));
       const fetched = journal.step(runIdOf(doc), 'fetch') !== undefined;
-      return { containers, versions, ...(rollout ? { rollout } : {}), ...(fetched ? { fetched } : {}) };
+      const recorded = await readFile(rollbackFile(doc), 'utf8')
+        .then((t) => JSON.parse(t) as { runId: string; rollback: Rollback })
+        .catch(() => undefined);
+      const rollback = recorded?.runId === runIdOf(doc) ? recorded.rollback : undefined;
+      return { containers, versions, ...(rollout ? { rollout } : {}), ...(fetched ? { fetched } : {}), ...(rollback ? { rollback } : {}) };
     },
     plan: (doc, observed) => planComposeStack(doc, observed),
     async execute(s, doc, { signal, progress }) {
@@ -189,6 +200,7 @@ export function composeStackReconciler(opts: ComposeStackOptions): Reconciler<Co
         case 'up': {
           const stack = await locate(doc, s.version!);
           if (!s.rollback) return compose.up(stack, project);
+          await writeFileAtomic(rollbackFile(doc), `${JSON.stringify({ runId: runIdOf(doc), rollback: s.rollback })}\n`);
           try {
             await compose.up(stack, project);
           } catch (err) {
@@ -202,6 +214,7 @@ export function composeStackReconciler(opts: ComposeStackOptions): Reconciler<Co
           return soakOrRollBack(doc, s, ctx, signal);
         case 'commit':
           for (const v of s.versions ?? []) await rm(dirOf(doc, v), { recursive: true, force: true });
+          await rm(rollbackFile(doc), { force: true });
           return;
         case 'down':
         case 'remove': {
