@@ -13,7 +13,7 @@ import type { Reconciler } from './controller/types.js';
 import { sweepTempFiles, writeFileAtomic } from './core/atomic.js';
 import { createLogger, type Logger } from './core/log.js';
 import { InbmError, ok, type Result, Status } from './core/result.js';
-import { trimAfterStart } from './core/trim.js';
+import { collectGarbage, trimAfterStart } from './core/trim.js';
 import { VERSION } from './core/version.js';
 import type { Document } from './desired/kinds/index.js';
 import { readSecret } from './desired/secrets.js';
@@ -116,8 +116,7 @@ export async function startAgent(options: { root?: string; logLevel?: string }):
       .catch((err: unknown) => log.warn({ err }, 'inventory not written'));
   await refreshInventory();
   const inventoryTimer = setInterval(() => {
-    void refreshInventory();
-    void store.rescan();
+    void Promise.allSettled([refreshInventory(), store.rescan()]).then(collectGarbage);
   }, settings.resyncSeconds * 1000);
   inventoryTimer.unref();
   const trim = trimAfterStart(10_000);
