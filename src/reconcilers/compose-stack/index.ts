@@ -174,8 +174,8 @@ export function composeStackReconciler(opts: ComposeStackOptions): Reconciler<Co
   const rootOf = (doc: ComposeStack) => join(opts.cacheDir, 'compose', projectOf(doc));
   const dirOf = (doc: ComposeStack, v: number) => join(rootOf(doc), String(v));
   const locate = (doc: ComposeStack, v: number) => locateStack(dirOf(doc, v), doc.spec.file);
-  const ctx: StackContext = { opts, rootOf, dirOf, locate };
   const rollbackFile = (doc: ComposeStack) => join(rootOf(doc), '.rollback.json');
+  const ctx: StackContext = { opts, rootOf, dirOf, locate, rollbackFile };
   return {
     kind: 'ComposeStack',
     async observe(doc, { journal }: { journal: JournalView }) {
@@ -237,6 +237,8 @@ interface StackContext {
   rootOf: (doc: ComposeStack) => string;
   dirOf: (doc: ComposeStack, v: number) => string;
   locate: (doc: ComposeStack, v: number) => Promise<StackLocation>;
+  /** Where a rollout keeps its rollback from its `up` until the soak passed or the rollback is done. */
+  rollbackFile: (doc: ComposeStack) => string;
 }
 
 /** Version directories are named by generation; anything else (partial extractions, downloads) is not a version. */
@@ -347,14 +349,22 @@ async function soakOrRollBack(doc: ComposeStack, s: StackStep, ctx: StackContext
     if (signal.aborted) throw new InbmError(Status.INSTALL_FAILED, 'soak interrupted by shutdown', true);
     throw err;
   });
-  if (verdict.ok) return;
+  // Passed: nothing will roll this rollout back any more.
+  if (verdict.ok) return void (await rm(ctx.rollbackFile(doc), { force: true }));
   const back = await rollBack(doc, s.version!, s.rollback ?? { restore: false, discard: false }, ctx);
   const what = verdict.pending ? 'did not become healthy' : 'did not stay up';
   throw new InbmError(Status.INSTALL_FAILED, `AOTA compose up: ${project} ${what} (${verdict.message}); ${back}`);
 }
 
 /** Takes the new version down and brings the previous one up again; says what it did. */
-async function rollBack(doc: ComposeStack, version: number, rb: Rollback, { opts, dirOf, locate }: StackContext): Promise<string> {
+async function rollBack(doc: ComposeStack, version: number, rb: Rollback, ctx: StackContext): Promise<string> {
+  const said = await undo(doc, version, rb, ctx);
+  // Done: a restart from here has no rollback left to finish.
+  await rm(ctx.rollbackFile(doc), { force: true });
+  return said;
+}
+
+async function undo(doc: ComposeStack, version: number, rb: Rollback, { opts, dirOf, locate }: StackContext): Promise<string> {
   const project = projectOf(doc);
   const fresh = await locate(doc, version).catch(() => undefined);
   if (fresh) await opts.compose.down(fresh, project).catch(() => opts.engine.removeStack(project, false));
