@@ -259,7 +259,7 @@ describe('the planted secret goes nowhere', () => {
   it('the agent log (debug), the status files, results.json and the printed results hold neither password', async () => {
     const log = agent.output();
     // What was logged includes the failures (the pull refused, the download retried).
-    assert.match(log, /reconcile stalled/);
+    assert.match(log, /request failed/);
     assert.match(log, /waiting to retry/);
     const where: string[] = [];
     if (log.includes(SECRET)) where.push('agent log');

@@ -163,11 +163,17 @@ describe('planImage: rollout with a container', () => {
   it('a rollout that was rolled back stays Failed', () => {
     const p = planImage(
       image({ source: load, container: run }),
-      seen({ tags: ['1'], rollout: { status: 400, message: 'did not stay up' } }),
+      seen({ tags: ['1'], rollout: { status: 400, message: 'AOTA docker: app:2 did not stay up (exited 1); rolled back to 1' } }),
     );
     assert.deepEqual(p.steps, []);
     assert.equal(p.outcome.phase, 'Failed');
     assert.equal(p.outcome.reason, 'RolledBack');
+    // Failed before changing anything (a refused pull): failed, not rolled back.
+    const refused = planImage(
+      image({ source: load, container: run }),
+      seen({ tags: ['1'], rollout: { status: 400, message: 'AOTA docker pull: unauthorized' } }),
+    );
+    assert.equal(refused.outcome.reason, 'RolloutFailed');
   });
 });
 

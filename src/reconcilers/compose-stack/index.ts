@@ -115,7 +115,15 @@ export function planComposeStack(doc: ComposeStack | undefined, o: StackObserved
   }
 
   if (o.rollout && o.rollout.status !== 200)
-    return { steps: [], outcome: { phase: 'Failed', reason: 'RolledBack', message: o.rollout.message } };
+    return {
+      steps: [],
+      // RolledBack only if the rollout changed something and undid it (our answer says so).
+      outcome: {
+        phase: 'Failed',
+        reason: /; roll(ed|ing) back\b/.test(o.rollout.message) ? 'RolledBack' : 'RolloutFailed',
+        message: o.rollout.message,
+      },
+    };
   // With a source, this generation is a version of its own; without, the newest one present runs.
   const target = doc.spec.source ? generationOf(doc) : newest;
   if (target === undefined)

@@ -63,6 +63,12 @@ const step = (type: ImageStep['type'], description: string, extra: Partial<Image
   ...extra,
 });
 const FAILED_REASON: Record<number, string> = { [Status.IMAGE_PRESENT]: 'ImagePresent', [Status.NOT_FOUND]: 'NotFound' };
+/**
+ * A failed rollout is RolledBack only if it changed something and undid it (our own answer says
+ * "rolled back" or "removed"); a failure before any change (a refused pull) just failed.
+ */
+export const failedReason = (r: { status: number; message: string }): string =>
+  FAILED_REASON[r.status] ?? (/; (rolled back|removed)\b/.test(r.message) ? 'RolledBack' : 'RolloutFailed');
 
 /** Pure: the steps from what the engine shows to what the document asks. */
 export function planImage(doc: ContainerImage | undefined, o: ImageObserved): Plan<ImageStep> {
@@ -85,7 +91,7 @@ export function planImage(doc: ContainerImage | undefined, o: ImageObserved): Pl
       : { steps, outcome: { phase: 'Ready', reason: 'Absent', message: `${image} is absent` } };
   }
   if (o.rollout && o.rollout.status !== 200)
-    return { steps: [], outcome: { phase: 'Failed', reason: FAILED_REASON[o.rollout.status] ?? 'RolledBack', message: o.rollout.message } };
+    return { steps: [], outcome: { phase: 'Failed', reason: failedReason(o.rollout), message: o.rollout.message } };
   const haveImage = o.tags.includes(tag);
   const runId = runIdOf(doc);
   // Started earlier and not finished (the agent was stopped or killed): finish it, step by step.
