@@ -105,3 +105,36 @@ describe('OS update download-only: SIGKILL at its record step converges', { conc
     });
   }
 });
+
+describe('OS update whose apt change fails before the reboot: SIGKILL at every step of its rollback converges', { concurrency: 3 }, () => {
+  const APT_FAILED = /apt-get -yq failed \(100\).*reverting to the snapshot taken before the update/;
+  for (const point of points(['apt-install', 'revert', 'revert-reboot'])) {
+    it(`killed at ${point}`, async (t) => {
+      if (!mnt) return t.skip('needs root and the cached Debian root');
+      const d = await device(`sota-afcrash-${point.replace(':', '-')}`, { graceSeconds: point === 'revert-reboot:started' ? 6 : 120 });
+      try {
+        await d.apt.publish('2', true); // version 2's postinst fails
+        d.agent = await startAgent(d.root, { INBM_CRASH_AT: `${KEY}:${point}` });
+        await drop(d.root, 'sota.xml', sota('full'));
+        await killed(d.agent, point);
+        d.agent = await startAgent(d.root);
+        // Killed after the reboot command ran, the step stays "started": the new boot id says it took.
+        await waitFor('the rollback reboot', async () => ((await reboots(d)) === 1 ? true : undefined));
+        const s = await phase(d, 'Failed', APT_FAILED);
+        assert.equal(s.lastResult!.status, 400);
+        // The boot into the staged snapshot: version 1 again, and nothing more happens.
+        await reboot(d);
+        assert.equal(d.apt.version(), '1');
+        await new Promise((r) => setTimeout(r, 500));
+        assert.equal(await reboots(d), 1, 'one reboot: into the snapshot');
+        assert.equal(await rollbacks(d), point === 'revert:ran' ? 2 : 1, 'rollback command runs');
+        const history = await results(d);
+        assert.equal(history.length, 1, JSON.stringify(history));
+        assert.match(history[0]!, /^400 .*apt-get -yq failed \(100\)/);
+        assert.equal((await record(d)).Status, 'FAIL');
+      } finally {
+        await done(d);
+      }
+    });
+  }
+});

@@ -111,7 +111,7 @@ describe('OS update (SOTA) through apt with a btrfs snapshot', { concurrency: 2 
       await d.apt.publish('2', true);
       d.agent = await startAgent(d.root);
       await drop(d.root, 'sota.xml', sota('full'));
-      const s = await phase(d, 'Stalled');
+      const s = await phase(d, 'Failed');
       assert.equal(s.lastResult!.status, 400);
       assert.match(s.lastResult!.message, /apt-get -yq failed \(100\).*reverting to the snapshot taken before the update/);
       assert.equal(await reboots(d), 1, 'rebooted into the snapshot');

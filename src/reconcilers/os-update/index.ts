@@ -128,19 +128,24 @@ export function osUpdateReconciler(opts: OsUpdateOptions): OsUpdateReconciler {
     await record(doc, 'FAIL', reason);
   }
 
-  /** apt failed before the reboot: record it, undo what can be undone, then report it. */
-  async function aptFailed(doc: OSUpdate, st: OsState, err: unknown, changed: boolean): Promise<never> {
-    const failure = { reason: err instanceof InbmError ? err.reason : String(err), changed };
+  const failureOf = (err: unknown, changed: boolean) => ({ reason: err instanceof InbmError ? err.reason : String(err), changed });
+
+  /** apt-get update failed: nothing was changed; drop the snapshot, record it, report it. */
+  async function aptUpdateFailed(doc: OSUpdate, st: OsState, err: unknown): Promise<never> {
+    const failure = failureOf(err, false);
     await save({ ...st, failure });
-    if (changed && st.snapshot) {
-      await revert(doc, st, failure.reason);
-      // The rollback takes effect at the next boot; deviceReboot no leaves that boot to the operator.
-      if (doc.spec.reboot) await reboot();
-    } else {
-      if (st.snapshot) await opts.snapshots.remove(st.snapshot);
-      await record(doc, 'FAIL', failure.reason);
-    }
+    if (st.snapshot) await opts.snapshots.remove(st.snapshot);
+    await record(doc, 'FAIL', failure.reason);
     throw aptFailure(failure, st.snapshot);
+  }
+
+  /**
+   * The change itself failed, the last step of its pass: recorded, and the step ends there. The
+   * rollback (revert, the reboot into the snapshot) and the answer are the planner's next steps,
+   * each journalled, so a power cut in between never reboots twice.
+   */
+  async function aptInstallFailed(st: OsState, err: unknown): Promise<void> {
+    await save({ ...st, failure: failureOf(err, true) });
   }
 
   return {
@@ -192,7 +197,7 @@ export function osUpdateReconciler(opts: OsUpdateOptions): OsUpdateReconciler {
             await apt(aptUpdate(), doc, ctx.log, mode === 'download-only' ? downloadSignal(doc, ctx.signal) : undefined);
           } catch (err) {
             if (mode === 'download-only') throw stopped(err, ctx.signal);
-            return aptFailed(doc, st, err, false);
+            return aptUpdateFailed(doc, st, err);
           } finally {
             if (mode === 'download-only') running = undefined;
           }
@@ -213,7 +218,7 @@ export function osUpdateReconciler(opts: OsUpdateOptions): OsUpdateReconciler {
             for (const argv of aptRepair(mode)) await apt(argv, doc, ctx.log);
             await apt(aptChange(mode, packages), doc, ctx.log);
           } catch (err) {
-            return aptFailed(doc, st, err, true);
+            return aptInstallFailed(st, err);
           }
           const changed = changedPackages(st.before ?? {}, await versions(doc, ctx.log));
           await save({ ...st, installed: { changed, noUpdate: Object.keys(changed).length === 0 } });
