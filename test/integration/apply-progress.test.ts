@@ -5,9 +5,9 @@
  * spans many looks; the file is gone once the step is over.
  */
 import assert from 'node:assert/strict';
-import { execFile, execFileSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { copyFile, mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { after, before, it } from 'node:test';
 import { promisify } from 'node:util';
 import { progressPath } from '../../src/status/progress.js';
-import { cleanUp, engineUp, tagsOf, unique } from './engine.js';
+import { busyboxRootfs, cleanUp, engineUp, tagsOf, unique } from './engine.js';
 import { BIN, makeRoot, type Root, type Running, startAgent, stopAgent, trustRepository } from './harness.js';
 
 const run = promisify(execFile);
@@ -31,14 +31,9 @@ let agent: Running;
 before(async () => {
   dockerHost = engineUp();
   work = await mkdtemp(join(tmpdir(), 'inbm-it-progress-'));
-  const rootfs = join(work, 'rootfs');
-  await mkdir(join(rootfs, 'bin'), { recursive: true });
-  await copyFile('/bin/busybox', join(rootfs, 'bin', 'busybox'));
-  await symlink('busybox', join(rootfs, 'bin', 'sh'));
   // Random bytes do not compress: the tarball stays a few MiB, a transfer of many chunks.
-  await writeFile(join(rootfs, 'payload'), randomBytes(3 * 1024 * 1024));
-  execFileSync('tar', ['-C', rootfs, '-czf', join(work, 'rootfs.tgz'), '.']);
-  const body = await readFile(join(work, 'rootfs.tgz'));
+  const tgz = await busyboxRootfs(work, ['sh'], (rootfs) => writeFile(join(rootfs, 'payload'), randomBytes(3 * 1024 * 1024)));
+  const body = await readFile(tgz);
   // A slow server: one chunk every 40 ms, with its length announced so the CLI can show a percentage.
   server = createServer((req, res) => {
     if (req.url !== '/rootfs.tgz') return void res.writeHead(404).end();

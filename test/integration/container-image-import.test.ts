@@ -5,15 +5,15 @@
  * fetch answering 404 is 404. The engine is checked with the docker CLI.
  */
 import assert from 'node:assert/strict';
-import { execFile, execFileSync } from 'node:child_process';
-import { copyFile, mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
+import { execFile } from 'node:child_process';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import type { Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, it } from 'node:test';
 import { promisify } from 'node:util';
 import { until } from '../until.js';
-import { BASE_IMAGE, cleanUp, docker, engineUp, imageIdsOf, tagsOf, unique } from './engine.js';
+import { BASE_IMAGE, busyboxRootfs, cleanUp, docker, engineUp, imageIdsOf, tagsOf, unique } from './engine.js';
 import { BIN, makeRoot, type Root, type Running, serveFiles, startAgent, stopAgent, trustRepository } from './harness.js';
 
 const run = promisify(execFile);
@@ -46,12 +46,7 @@ async function request(file: string, text: string): Promise<{ status: number; me
 before(async () => {
   dockerHost = engineUp();
   work = await mkdtemp(join(tmpdir(), 'inbm-it-import-'));
-  const rootfs = join(work, 'rootfs');
-  await mkdir(join(rootfs, 'bin'), { recursive: true });
-  await copyFile('/bin/busybox', join(rootfs, 'bin', 'busybox'));
-  await symlink('busybox', join(rootfs, 'bin', 'sh'));
-  execFileSync('tar', ['-C', rootfs, '-czf', join(work, 'rootfs.tgz'), '.']);
-  ({ server, base } = await serveFiles(new Map([['/rootfs.tgz', join(work, 'rootfs.tgz')]])));
+  ({ server, base } = await serveFiles(new Map([['/rootfs.tgz', await busyboxRootfs(work)]])));
   root = await makeRoot('resyncSeconds: 1\n');
   agent = await startAgent(root, { DOCKER_HOST: dockerHost });
   await trustRepository(root, `${base}/`);

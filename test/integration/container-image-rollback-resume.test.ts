@@ -5,14 +5,13 @@
  * the previous version running again, the new image gone, a 400 that says what happened.
  */
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { copyFile, mkdir, mkdtemp, readFile, rm, symlink } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import type { Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, it } from 'node:test';
 import { until } from '../until.js';
-import { cleanUp, containersOf, docker, engineUp, tagsOf, unique } from './engine.js';
+import { busyboxRootfs, cleanUp, containersOf, docker, engineUp, tagsOf, unique } from './engine.js';
 import { drop, makeRoot, type Root, serveFiles, startAgent, stopAgent, trustRepository } from './harness.js';
 
 const NAME = unique('rb-resume');
@@ -35,12 +34,7 @@ const settled = (generation: number) =>
 before(async () => {
   dockerHost = engineUp();
   work = await mkdtemp(join(tmpdir(), 'inbm-it-rbresume-'));
-  const rootfs = join(work, 'rootfs');
-  await mkdir(join(rootfs, 'bin'), { recursive: true });
-  await copyFile('/bin/busybox', join(rootfs, 'bin', 'busybox'));
-  for (const applet of ['sh', 'sleep']) await symlink('busybox', join(rootfs, 'bin', applet));
-  execFileSync('tar', ['-C', rootfs, '-czf', join(work, 'rootfs.tgz'), '.']);
-  ({ server, base } = await serveFiles(new Map([['/rootfs.tgz', join(work, 'rootfs.tgz')]])));
+  ({ server, base } = await serveFiles(new Map([['/rootfs.tgz', await busyboxRootfs(work, ['sh', 'sleep'])]])));
   root = await makeRoot('resyncSeconds: 1\n');
 });
 

@@ -8,14 +8,14 @@
 import assert from 'node:assert/strict';
 import { execFile, execFileSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
-import { copyFile, mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, it } from 'node:test';
 import { promisify } from 'node:util';
-import { cleanUp, engineUp, tagsOf, unique } from './engine.js';
+import { busyboxRootfs, cleanUp, engineUp, tagsOf, unique } from './engine.js';
 import { BIN, makeRoot, type Root, type Running, startAgent, stopAgent, trustRepository } from './harness.js';
 
 const run = promisify(execFile);
@@ -75,12 +75,7 @@ before(async () => {
   dockerHost = engineUp();
   work = await mkdtemp(join(tmpdir(), 'inbm-it-https-'));
   const tls = certificates(work);
-  const rootfs = join(work, 'rootfs');
-  await mkdir(join(rootfs, 'bin'), { recursive: true });
-  await copyFile('/bin/busybox', join(rootfs, 'bin', 'busybox'));
-  await symlink('busybox', join(rootfs, 'bin', 'sh'));
-  execFileSync('tar', ['-C', rootfs, '-czf', join(work, 'rootfs.tgz'), '.']);
-  const body = await readFile(join(work, 'rootfs.tgz'));
+  const body = await readFile(await busyboxRootfs(work));
   const good = `Basic ${Buffer.from(`${USER}:${SECRET}`).toString('base64')}`;
   server = createServer({ key: await readFile(tls.key), cert: await readFile(tls.cert) }, (req, res) => {
     seen.push(req.headers.authorization);

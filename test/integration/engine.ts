@@ -1,8 +1,9 @@
 /** The private Docker engine of scripts/test-env.sh, as the ContainerImage integration tests use it. */
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { copyFile, mkdir, symlink } from 'node:fs/promises';
 import { createServer } from 'node:net';
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 
 export const REPO_ROOT = resolve(import.meta.dirname, '..', '..');
 export const BASE_IMAGE = 'inbm-test/busybox:1';
@@ -79,4 +80,19 @@ export function freePort(): Promise<number> {
       s.close(() => res(port));
     });
   });
+}
+
+/**
+ * A root filesystem for `docker import`, as WORK/rootfs.tgz: busybox and the applet links given
+ * (`sh` for the default command; `sleep` for `sleep 3600`). `fill` adds to the tree first.
+ */
+export async function busyboxRootfs(work: string, applets = ['sh'], fill?: (rootfs: string) => Promise<void>): Promise<string> {
+  const rootfs = join(work, 'rootfs');
+  await mkdir(join(rootfs, 'bin'), { recursive: true });
+  await copyFile('/bin/busybox', join(rootfs, 'bin', 'busybox'));
+  for (const applet of applets) await symlink('busybox', join(rootfs, 'bin', applet));
+  await fill?.(rootfs);
+  const tgz = join(work, 'rootfs.tgz');
+  execFileSync('tar', ['-C', rootfs, '-czf', tgz, '.']);
+  return tgz;
 }
