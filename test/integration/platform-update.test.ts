@@ -159,7 +159,9 @@ async function drive(d: PotaDevice, path: Path, crash?: Crash): Promise<void> {
       if ((await reboots(d)) > cycled) return (await settled(d)) ? 'reboot' : undefined;
       const s = await statusOf(d).catch(() => undefined);
       // The last history line: a pass that only finds the request completed records no new result.
-      return s && s.phase !== 'Waiting' && /INSTALL/.test(s.history.at(-1)?.message ?? '') ? 'answer' : undefined;
+      if (!(s && s.phase !== 'Waiting' && /INSTALL/.test(s.history.at(-1)?.message ?? ''))) return undefined;
+      // A rollback staged and its reboot command still on its way (a loaded machine): that boot first.
+      return (await readFile(d.nextBoot, 'utf8').catch(() => undefined)) === undefined ? 'answer' : undefined;
     });
     if (next === 'answer') {
       assert.ok(!crash || killed, 'the crash hook fired');
